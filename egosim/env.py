@@ -1,0 +1,302 @@
+"""The one Gymnasium env class for every (task, embodiment) pair.
+
+Spaces (DESIGN.md "Spaces"):
+- Action (float64, 2 x (9 + dof)), left hand then right: wrist delta `xyz` (metres) + `rot6d`,
+  relative to the current *commanded* wrist pose and expressed in that wrist's frame; then absolute
+  hand-joint targets (radians). Out-of-range values are clipped to the action space: each position
+  component to +-max_wrist_speed x control period, rot6d components to [-1, 1], joint targets to the
+  joint limits. After decoding, the rotation is limited to max_wrist_rot_speed x control period and
+  the commanded position to the embodiment's workspace box. An action of the wrong shape or with NaN
+  or inf raises `InvalidActionError`.
+- Observation (Dict): `ego_view`, `left_wrist_view`, `right_wrist_view` (uint8 H x W x 3; absent with
+  obs_mode="state"); `state` (float32, per side: wrist xyz + rot6d in the rig frame, then hand joint
+  positions); `instruction` (text); `privileged` (float32 object state) when privileged=True.
+- Reward: the change of the rubric score, so an episode's return equals its final score.
+- info: `milestones` (latched: reached at any time), `score`, `is_success`, `sim_unstable`,
+  `mujoco_warnings` (new MuJoCo warnings this step).
+An episode ends (terminated) on success or when the physics becomes unstable (`sim_unstable`), and is
+truncated at the task's horizon.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from numpy.typing import NDArray
+
+from egosim.actions import WRIST_DIM, side_slices
+from egosim.embodiment import SIDES, Embodiment, get_embodiment
+from egosim.errors import ConfigError, InvalidActionError, InvalidChoiceError
+from egosim.geometry import ROT6D_FROM_XMAT, rot6d_to_matrix, limit_rotation
+from egosim.rendering import CameraRenderer
+from egosim.rig import CAMERAS, HOME_WRIST_MAT, RigConfig, RigHandles, build_rig
+from egosim.task import InitialState, Task
+
+OBS_MODES = ("rgb", "state")
+_UNSTABLE = np.array(
+    [int(mujoco.mjtWarning.mjWARN_BADQACC), int(mujoco.mjtWarning.mjWARN_BADQVEL), int(mujoco.mjtWarning.mjWARN_BADQPOS)]
+)
+
+
+class EgosimEnv(gym.Env):
+    """A bimanual dexterous-hand task in MuJoCo (see the module docstring for the spaces)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
+
+    def __init__(
+        self,
+        task: Task,
+        embodiment: str | Embodiment,
+        *,
+        obs_mode: str = "rgb",
+        privileged: bool = False,
+        render_mode: str | None = None,
+        control_hz: float = 20.0,
+        rig_config: RigConfig = RigConfig(),
+        render_size: tuple[int, int] = (480, 640),
+    ) -> None:
+        if obs_mode not in OBS_MODES:
+            raise InvalidChoiceError("obs_mode", obs_mode, OBS_MODES)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise InvalidChoiceError("render_mode", render_mode, self.metadata["render_modes"])
+        n_sub = round(1.0 / (control_hz * rig_config.timestep))
+        if n_sub < 1 or abs(n_sub * control_hz * rig_config.timestep - 1.0) > 1e-6:
+            raise ConfigError(
+                f"control_hz={control_hz} is not a whole number of physics steps of {rig_config.timestep} s"
+            )
+        self.task = task
+        self.embodiment = get_embodiment(embodiment)
+        self.obs_mode = obs_mode
+        self.use_privileged = privileged
+        self.render_mode = render_mode
+        self.control_dt = 1.0 / control_hz
+        self.n_substeps = n_sub
+        self.rig_config = rig_config
+        self.render_size = render_size
+        self.horizon = int(round(task.horizon_s * control_hz))
+
+        spec = build_rig(self.embodiment, rig_config)
+        task.build(spec, self.embodiment)
+        self.model: mujoco.MjModel = spec.compile()
+        self.data = mujoco.MjData(self.model)
+        self.rig = RigHandles.resolve(self.model, self.embodiment)
+        task.bind(self.model, self.rig, self.embodiment)
+
+        emb = self.embodiment
+        self._slices = side_slices(emb.dof)
+        self._max_step = emb.max_wrist_speed * self.control_dt
+        self._max_rot = emb.max_wrist_rot_speed * self.control_dt
+        low, high = [], []
+        for side in SIDES:
+            h = self.rig.hands[side]
+            low += [-self._max_step] * 3 + [-1.0] * 6 + h.ctrl_low.tolist()
+            high += [self._max_step] * 3 + [1.0] * 6 + h.ctrl_high.tolist()
+        self.action_space = spaces.Box(np.array(low), np.array(high), dtype=np.float64)
+        self._act_low, self._act_high = self.action_space.low, self.action_space.high
+        self.state_dim = 2 * (WRIST_DIM + emb.dof)
+        obs: dict[str, spaces.Space] = {}
+        if obs_mode == "rgb":
+            hgt, wid = rig_config.image_size
+            for cam in CAMERAS:
+                obs[cam] = spaces.Box(0, 255, (hgt, wid, 3), dtype=np.uint8)
+        obs["state"] = spaces.Box(-np.inf, np.inf, (self.state_dim,), dtype=np.float32)
+        obs["instruction"] = spaces.Text(max_length=512, charset=string.printable)
+        if privileged:
+            obs["privileged"] = spaces.Box(-np.inf, np.inf, (task.privileged_dim,), dtype=np.float32)
+        self.observation_space = spaces.Dict(obs)
+
+        # Per-side precomputed index arrays for the hot path.
+        self._hand_ctrl = [self.rig.hands[s].actuators for s in SIDES]
+        self._hand_qpos = [self.rig.hands[s].joint_qpos for s in SIDES]
+        self._wrist_sites = [self.rig.hands[s].wrist_site for s in SIDES]
+        self._mocap = [self.rig.hands[s].target_mocap for s in SIDES]
+        self._workspace = [(np.asarray(emb.workspace[s].low), np.asarray(emb.workspace[s].high)) for s in SIDES]
+        self._state_buf = np.zeros(self.state_dim, dtype=np.float32)
+        self._home_quat = np.zeros(4)
+        mujoco.mju_mat2Quat(self._home_quat, HOME_WRIST_MAT.ravel())
+        self._renderer: CameraRenderer | None = None
+        self._video_renderer: CameraRenderer | None = None
+        self._reached: dict[str, bool] = {}
+        self._score = 0.0
+        self._steps = 0
+        self._warn = np.zeros(len(self.data.warning.number), dtype=np.int64)
+        self.initial_state: InitialState | None = None
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Restores all of mjData and places the props.
+
+        Options:
+            initial_state: int id into the task's fixed evaluation states, or an initial-state dict.
+            Without it the state is drawn from the env's seeded random generator.
+        """
+        super().reset(seed=seed)
+        options = options or {}
+        init = options.get("initial_state")
+        if init is None:
+            state = {"id": None, **self.task.sample_initial_state(self.np_random)}
+        elif isinstance(init, (int, np.integer)):
+            states = self.task.eval_initial_states()
+            if not 0 <= int(init) < len(states):
+                raise ConfigError(f"initial_state {int(init)} out of range; {self.task.name} has ids 0..{len(states) - 1}")
+            state = states[int(init)]
+        elif isinstance(init, dict):
+            state = init
+        else:
+            raise ConfigError(f"initial_state must be an int id or a dict, got {type(init).__name__}")
+        self.initial_state = state
+
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        for side, mocap, qadr in zip(SIDES, self._mocap, self._hand_qpos):
+            h = self.rig.hands[side]
+            pos = np.asarray(self.embodiment.home_wrist_pos[side])
+            d.mocap_pos[mocap] = pos
+            d.mocap_quat[mocap] = self._home_quat
+            d.qpos[h.free_qpos : h.free_qpos + 3] = pos
+            d.qpos[h.free_qpos + 3 : h.free_qpos + 7] = self._home_quat
+            open_pose = self.embodiment.grasp_pose("open", side)
+            d.qpos[qadr] = open_pose
+            d.ctrl[h.actuators] = open_pose
+        self.task.apply_initial_state(m, d, state)
+        mujoco.mj_forward(m, d)
+        self._warn[:] = d.warning.number
+        self._reached = {name: False for name in self.task.rubric.names}
+        self._score = 0.0
+        self._steps = 0
+        self._latch()
+        return self._observation(), self._info(False, 0)
+
+    def step(self, action: NDArray[np.float64]):
+        a = self._validate(action)
+        m, d = self.model, self.data
+        for i, side in enumerate(SIDES):
+            sl = self._slices[f"{side}_wrist_eef"]
+            self._move_target(i, a[sl])
+            d.ctrl[self._hand_ctrl[i]] = a[self._slices[f"{side}_hand_joints"]]
+        mujoco.mj_step(m, d, nstep=self.n_substeps)
+        self._steps += 1
+
+        warn_now = d.warning.number
+        new_warnings = int(np.sum(warn_now - self._warn))
+        unstable = bool(np.any(warn_now[_UNSTABLE] > self._warn[_UNSTABLE])) or not (
+            np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()
+        )
+        self._warn[:] = warn_now
+        prev = self._score
+        success = False
+        if not unstable:
+            self._latch()
+            success = self.task.is_success(m, d, self._reached)
+        reward = self._score - prev
+        terminated = success or unstable
+        truncated = (not terminated) and self._steps >= self.horizon
+        obs = self._observation()
+        return obs, reward, terminated, truncated, self._info(success, new_warnings, unstable)
+
+    def render(self) -> NDArray[np.uint8] | None:
+        """The ego camera at `render_size` (for videos); None when render_mode is None."""
+        if self.render_mode is None:
+            return None
+        if self._video_renderer is None:
+            self._video_renderer = CameraRenderer(self.model, *self.render_size)
+        return self._video_renderer.render(self.data, self.rig.cameras["ego_view"])
+
+    def close(self) -> None:
+        for r in (self._renderer, self._video_renderer):
+            if r is not None:
+                r.close()
+        self._renderer = self._video_renderer = None
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def score(self) -> float:
+        return self._score
+
+    @property
+    def steps(self) -> int:
+        return self._steps
+
+    def commanded_wrist_pose(self, side: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(position, rotation matrix) of the commanded wrist pose of `side`, rig frame."""
+        i = SIDES.index(side)
+        mat = np.zeros(9)
+        mujoco.mju_quat2Mat(mat, self.data.mocap_quat[self._mocap[i]])
+        return self.data.mocap_pos[self._mocap[i]].copy(), mat.reshape(3, 3)
+
+    def wrist_pose(self, side: str) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(position, rotation matrix) of the measured wrist site of `side`, rig frame."""
+        sid = self._wrist_sites[SIDES.index(side)]
+        return self.data.site_xpos[sid].copy(), self.data.site_xmat[sid].reshape(3, 3).copy()
+
+    def _validate(self, action: Any) -> NDArray[np.float64]:
+        try:
+            a = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidActionError(f"action is not numeric: {exc}") from exc
+        if a.shape != self.action_space.shape:
+            raise InvalidActionError(
+                f"action has shape {a.shape}; {self.embodiment.name} expects {self.action_space.shape} "
+                f"(left wrist 9, left hand {self.embodiment.dof}, right wrist 9, right hand {self.embodiment.dof})"
+            )
+        if not np.isfinite(a).all():
+            bad = np.flatnonzero(~np.isfinite(a)).tolist()
+            raise InvalidActionError(f"action has NaN or inf at indices {bad}")
+        return np.minimum(np.maximum(a, self._act_low), self._act_high)
+
+    def _move_target(self, i: int, wrist: NDArray[np.float64]) -> None:
+        d = self.data
+        mocap = self._mocap[i]
+        cur = np.empty(9)
+        mujoco.mju_quat2Mat(cur, d.mocap_quat[mocap])
+        cur = cur.reshape(3, 3)
+        delta_rot = limit_rotation(rot6d_to_matrix(wrist[3:9]), self._max_rot)
+        new = cur @ delta_rot
+        q = np.empty(4)
+        mujoco.mju_mat2Quat(q, new.ravel())
+        mujoco.mju_normalize4(q)
+        low, high = self._workspace[i]
+        d.mocap_pos[mocap] = np.minimum(np.maximum(d.mocap_pos[mocap] + cur @ wrist[0:3], low), high)
+        d.mocap_quat[mocap] = q
+
+    def _latch(self) -> None:
+        now = self.task.milestones(self.model, self.data)
+        for k, v in now.items():
+            if v:
+                self._reached[k] = True
+        self._score = self.task.rubric.score(self._reached)
+
+    def _observation(self) -> dict[str, Any]:
+        d = self.data
+        buf = self._state_buf
+        off = 0
+        for i in range(2):
+            sid = self._wrist_sites[i]
+            buf[off : off + 3] = d.site_xpos[sid]
+            buf[off + 3 : off + 9] = d.site_xmat[sid][ROT6D_FROM_XMAT]
+            qadr = self._hand_qpos[i]
+            buf[off + 9 : off + 9 + len(qadr)] = d.qpos[qadr]
+            off += 9 + len(qadr)
+        obs: dict[str, Any] = {"state": buf.copy(), "instruction": self.task.instruction}
+        if self.obs_mode == "rgb":
+            if self._renderer is None:
+                self._renderer = CameraRenderer(self.model, *self.rig_config.image_size)
+            for cam in CAMERAS:
+                obs[cam] = self._renderer.render(d, self.rig.cameras[cam])
+        if self.use_privileged:
+            obs["privileged"] = self.task.privileged(self.model, d).astype(np.float32)
+        return obs
+
+    def _info(self, success: bool, new_warnings: int, unstable: bool = False) -> dict[str, Any]:
+        return {
+            "milestones": dict(self._reached),
+            "score": self._score,
+            "is_success": bool(success),
+            "sim_unstable": bool(unstable),
+            "mujoco_warnings": new_warnings,
+        }

@@ -1,0 +1,110 @@
+"""The built-in embodiments: Sharpa Wave (22 DoF, on a Galaxea R1 Pro) and Unitree Dex3-1 (7 DoF, on a G1).
+
+Joint names, order and limits follow the public models (assets/*/README.md). Workspaces are wrist
+positions in the rig frame (x forward, y left, z up; table top at z = 0.75 m): the G1's shorter arms
+reach less than the R1 Pro's. Grasp poses were measured on the models (see each asset README).
+"""
+
+from __future__ import annotations
+
+from egosim.embodiment import Embodiment, Workspace, register_embodiment
+
+SHARPA_JOINTS = (
+    "thumb_CMC_FE", "thumb_CMC_AA", "thumb_MCP_FE", "thumb_MCP_AA", "thumb_IP",
+    "index_MCP_FE", "index_MCP_AA", "index_PIP", "index_DIP",
+    "middle_MCP_FE", "middle_MCP_AA", "middle_PIP", "middle_DIP",
+    "ring_MCP_FE", "ring_MCP_AA", "ring_PIP", "ring_DIP",
+    "pinky_CMC", "pinky_MCP_FE", "pinky_MCP_AA", "pinky_PIP", "pinky_DIP",
+)  # fmt: skip
+
+DEX3_JOINTS = (
+    "hand_thumb_0_joint", "hand_thumb_1_joint", "hand_thumb_2_joint",
+    "hand_middle_0_joint", "hand_middle_1_joint", "hand_index_0_joint", "hand_index_1_joint",
+)  # fmt: skip
+
+
+def _mirror(pose: tuple[float, ...]) -> dict[str, tuple[float, ...]]:
+    """Same joint values on both sides (hands whose positive angles flex on both sides)."""
+    return {"left": pose, "right": pose}
+
+
+def _dex3_sides(right: tuple[float, ...]) -> dict[str, tuple[float, ...]]:
+    """Dex3-1 grasp pose for both sides from the right hand's values: the left URDF negates every
+    flexion axis but keeps thumb_0's."""
+    return {"right": right, "left": (right[0],) + tuple(-v for v in right[1:])}
+
+
+SHARPA_WAVE = register_embodiment(
+    Embodiment(
+        name="sharpa_wave",
+        env_name="SharpaWave",
+        asset_dir="sharpa_wave",
+        robot="Galaxea R1 Pro (fixed base and torso)",
+        joint_names=SHARPA_JOINTS,
+        fingertip_sites=("thumb_tip", "index_tip", "middle_tip", "ring_tip", "pinky_tip"),
+        home_wrist_pos={"left": (0.28, 0.22, 0.95), "right": (0.28, -0.22, 0.95)},
+        workspace={
+            "left": Workspace(low=(0.15, -0.25, 0.77), high=(0.85, 0.55, 1.30)),
+            "right": Workspace(low=(0.15, -0.55, 0.77), high=(0.85, 0.25, 1.30)),
+        },
+        max_wrist_speed=0.6,
+        max_wrist_rot_speed=3.0,
+        wrist_force=100.0,
+        wrist_torque=15.0,
+        # Measured on the model (assets/sharpa_wave/README.md). pinch: thumb pad meets the index pad
+        # (sites 2.3 mm apart, pad normals 153 deg apart); pre_pinch: 30 % of the way there; power: the
+        # pose the fingers settle in around a 35 mm-radius cylinder held against the palm.
+        grasp_poses={
+            "open": _mirror((0.0,) * 22),
+            "pre_pinch": _mirror(
+                (0.488, 0.057, -0.157, 0.028, 0.0, 0.41, 0.0, 0.0, 0.0) + (0.0,) * 13
+            ),
+            "pinch": _mirror(
+                (1.627, 0.191, -0.524, 0.094, 0.0, 1.367, 0.0, 0.0, 0.0) + (0.0,) * 13
+            ),
+            "power": _mirror(
+                (-0.14, -0.06, 0.75, 0.07, 1.08, 1.09, -0.01, 0.41, 0.91, 1.18, -0.02, 0.29, 0.94,
+                 1.03, -0.02, 0.39, 0.99, 0.09, 0.85, 0.04, 0.70, 0.66)
+            ),
+        },
+        keypoint_map={
+            "wrist": "wrist", "thumb_tip": "thumb_tip", "index_tip": "index_tip",
+            "middle_tip": "middle_tip", "ring_tip": "ring_tip", "little_tip": "pinky_tip",
+        },  # fmt: skip
+        tags=frozenset({"r1pro", "22dof"}),
+    )
+)
+
+UNITREE_DEX3 = register_embodiment(
+    Embodiment(
+        name="unitree_dex3",
+        env_name="Dex3",
+        asset_dir="unitree_dex3",
+        robot="Unitree G1 (lower body held by a balance controller; fixed here)",
+        joint_names=DEX3_JOINTS,
+        fingertip_sites=("thumb_tip", "index_tip", "middle_tip"),
+        home_wrist_pos={"left": (0.28, 0.2, 0.93), "right": (0.28, -0.2, 0.93)},
+        workspace={
+            "left": Workspace(low=(0.2, -0.2, 0.77), high=(0.68, 0.45, 1.15)),
+            "right": Workspace(low=(0.2, -0.45, 0.77), high=(0.68, 0.2, 1.15)),
+        },
+        max_wrist_speed=0.5,
+        max_wrist_rot_speed=2.5,
+        wrist_force=60.0,
+        wrist_torque=8.0,
+        # Right-hand values; the left hand's flexion signs are mirrored (its URDF convention), thumb_0 is not.
+        # open: thumb swung back 0.3 rad so it clears objects under the palm; pinch: tripod, thumb
+        # tip hooked (thumb_2) so that, closing from pre_pinch, it never dips below the point where
+        # it meets index and middle (found by a search over the model's kinematics: the straight
+        # thumb sweeps 18 mm below that point and hits the table); power: closes around a 35 mm-radius
+        # cylinder.
+        grasp_poses={
+            "open": _dex3_sides((0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0)),
+            "pre_pinch": _dex3_sides((0.0, 0.5, -1.69, 0.43, 0.16, 0.43, 0.16)),
+            "pinch": _dex3_sides((0.0, 0.19, -1.69, 1.42, 0.53, 1.42, 0.53)),
+            "power": _dex3_sides((0.0, -0.19, -0.43, 0.51, 0.98, 0.51, 0.98)),
+        },
+        keypoint_map={"wrist": "wrist", "thumb_tip": "thumb_tip", "index_tip": "index_tip", "middle_tip": "middle_tip"},
+        tags=frozenset({"g1", "7dof"}),
+    )
+)
