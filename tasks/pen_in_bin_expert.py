@@ -1,0 +1,212 @@
+"""Scripted expert for pen_in_bin, written once against semantic handles (any embodiment).
+
+Right hand: a top-down power grasp across the canister (palm just above the rim, the grasp's
+centre, measured on the hand model, on the canister's axis), lift, carry over the green square, set
+down, open, back off. Left hand, meanwhile: a top-down pinch of the
+marker at its middle (hand yawed so the pinch closes across the marker), lift, turn the marker upright
+by rotating the hand, wait for the canister to stand on the square, lower the marker's end into it,
+open. Everything moves through physics: the wrists follow speed-limited targets, the fingers squeeze.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from egosim.embodiment import SIDES
+from egosim.geometry import axis_angle_to_matrix
+from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
+from egosim.tasks.pen_in_bin import CAN_H, MARKER_R
+from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, bimanual_action, wrist_for_point
+
+if TYPE_CHECKING:
+    from egosim.env import EgosimEnv
+
+CARRY_LIFT = 0.12
+PINCH_DZ = -0.009  # pinch point relative to the marker's axis (m)
+
+
+
+def _rot_between(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The smallest rotation taking unit vector a onto unit vector b."""
+    axis = np.cross(a, b)
+    s, c = np.linalg.norm(axis), float(np.dot(a, b))
+    if s < 1e-9:
+        return np.eye(3) if c > 0 else axis_angle_to_matrix(np.cross(a, [1.0, 0, 0]) + np.cross(a, [0, 1.0, 0]), np.pi)
+    return axis_angle_to_matrix(axis, np.arctan2(s, c))
+
+
+class PenInBinExpert:
+    """Privileged-state expert; `act` returns a one-step chunk (1, action_dim)."""
+
+    embodiments: tuple[str, ...] = ()
+
+    def __init__(self, env: EgosimEnv) -> None:
+        self.env = env
+        self.task = env.task
+        self.emb = env.embodiment
+        self.geo = {s: GraspGeometry.measure(self.emb, s) for s in SIDES}
+        lim = {s: self.emb.joint_limits(s) for s in SIDES}
+        self.pose = {}
+        for s in SIDES:
+            opened, pinch, power = (self.emb.grasp_pose(n, s) for n in ("open", "pinch", "power"))
+            # Targets past the contact pose make the fingers squeeze; clipped to the joint limits.
+            self.pose[s] = {
+                "open": opened,
+                "pinch": np.clip(opened + 1.25 * (pinch - opened), lim[s][:, 0], lim[s][:, 1]),
+                "power": np.clip(opened + 1.25 * (power - opened), lim[s][:, 0], lim[s][:, 1]),
+                "pre_pinch": self.emb.grasp_pose("pre_pinch", s),
+            }
+        self.reset()
+
+    # ------------------------------------------------------------------ policy API
+    def reset(self, seed: int | None = None) -> None:
+        self.memo: dict[str, Any] = {}
+        self.scripts = {"right": HandScript("right", self._canister_stages()), "left": HandScript("left", self._marker_stages())}
+
+    def act(self, observation: dict[str, Any]) -> NDArray[np.float64]:
+        env = self.env
+        max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
+        max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
+        parts = {}
+        for side in SIDES:
+            parts[side] = self.scripts[side].step(
+                env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, self.pose[side]["open"]
+            )
+        return bimanual_action(parts)[None, :]
+
+    # ------------------------------------------------------------------ helpers
+    def _once(self, key: str, fn: Callable[[], Any]) -> Any:
+        """Computes a stage's target the first time it is asked for (then it stays fixed)."""
+        if key not in self.memo:
+            self.memo[key] = fn()
+        return self.memo[key]
+
+    def _hand(self, side: str, name: str) -> Callable[[], NDArray[np.float64]]:
+        return lambda: self.pose[side][name]
+
+    def _object_in_wrist(self, side: str, obj: Pose) -> Pose:
+        """The object's pose in the measured wrist frame (to carry it to a goal pose)."""
+        wp, wr = self.env.wrist_pose(side)
+        return wr.T @ (obj[0] - wp), wr.T @ obj[1]
+
+    @staticmethod
+    def _wrist_for_object(goal_obj_pos: NDArray[np.float64], rot: NDArray[np.float64], rel: Pose) -> Pose:
+        return goal_obj_pos - rot @ rel[0], rot
+
+    # ------------------------------------------------------------------ right hand: canister
+    def _canister_stages(self) -> list[Stage]:
+        side, geo = "right", self.geo["right"]
+        task, data = self.task, self.env.data
+        rot = HOME_WRIST_MAT  # palm down, fingers forward: a top-down grasp across the canister
+        # The rim sits just below the palm; the power grasp's centre lies on the canister's axis.
+        rim_gap = geo.palm_center[2] + 0.012
+
+        def over(clearance: float) -> Pose:
+            base, _ = task.canister_pose(data)
+            point = base + np.array([0, 0, CAN_H + clearance])
+            hand_point = np.array([geo.power_center[0], geo.power_center[1], rim_gap])
+            return wrist_for_point(point, rot, hand_point)
+
+        def carry(height: float) -> Callable[[], Pose]:
+            def target() -> Pose:
+                rel = self._once("can_rel", lambda: self._object_in_wrist(side, task.canister_pose(data)))
+                goal = np.array([*task.square_xy, TABLE_HEIGHT + height])
+                return self._wrist_for_object(goal, rot, rel)
+
+            return target
+
+        def up() -> Pose:
+            p, r = self._once("can_release", lambda: self.env.commanded_wrist_pose(side))
+            return p + np.array([0, 0, 0.12]), r
+
+        grip = self._hand(side, "power")
+        hold = lambda: self._once("can_closed", lambda: over(0.0))  # noqa: E731
+        return [
+            Stage("above", lambda: over(0.06), self._hand(side, "open"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
+            Stage("descend", lambda: over(0.0), self._hand(side, "open"), speed=0.4, max_s=3.0),
+            Stage("close", hold, grip, min_s=0.8, hand_blend_s=0.6),
+            Stage("lift", carry(CARRY_LIFT), grip, speed=0.5, max_s=3.0, hand_blend_s=0.01),
+            Stage("lower", carry(0.006), grip, speed=0.3, max_s=3.0, tol_pos=0.004, hand_blend_s=0.01),
+            Stage("release", lambda: self._once("can_release", lambda: self.env.commanded_wrist_pose(side)), self._hand(side, "open"), min_s=0.6, hand_blend_s=0.4),
+            Stage("retreat", up, self._hand(side, "open"), speed=0.6),
+            Stage("done", up, self._hand(side, "open"), max_s=1e9, done=lambda: False),
+        ]
+
+    # ------------------------------------------------------------------ left hand: marker
+    def _pinch_rotation(self) -> NDArray[np.float64]:
+        """Palm down, yawed so that the pinch closes across the marker's axis."""
+        _, mrot = self.task.marker_pose(self.env.data)
+        axis = mrot[:, 2]
+        a_world = HOME_WRIST_MAT @ self.geo["left"].pinch_axis
+        phi0 = np.arctan2(a_world[1], a_world[0])
+        want = np.arctan2(axis[1], axis[0]) + np.pi / 2
+        yaw = (want - phi0 + np.pi / 2) % np.pi - np.pi / 2  # the smallest turn (pinching is symmetric)
+        c, s = np.cos(yaw), np.sin(yaw)
+        return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]) @ HOME_WRIST_MAT
+
+    def _marker_stages(self) -> list[Stage]:
+        side, geo = "left", self.geo["left"]
+        task, data = self.task, self.env.data
+
+        def pinch_at(height: float) -> Callable[[], Pose]:
+            def target() -> Pose:
+                rot = self._once("mk_rot", self._pinch_rotation)
+                centre, _ = task.marker_pose(data)
+                return wrist_for_point(centre + np.array([0, 0, height]), rot, geo.pinch_point)
+
+            return target
+
+        def lifted() -> Pose:
+            p, r = self._once("mk_grasped", lambda: self.env.commanded_wrist_pose(side))
+            return p + np.array([0, 0, 0.15]), r
+
+        def upright() -> Pose:
+            def compute() -> Pose:
+                p, r = self.env.commanded_wrist_pose(side)
+                low, high = task.marker_ends(data)
+                centre = 0.5 * (low + high)
+                tilt = _rot_between((low - centre) / np.linalg.norm(low - centre), np.array([0, 0, -1.0]))
+                return tilt @ (p - centre) + centre, tilt @ r
+
+            return self._once("mk_upright", compute)
+
+        def over_canister(depth: float) -> Callable[[], Pose]:
+            def target() -> Pose:
+                rel = self._once("mk_rel", lambda: self._marker_low_in_wrist())
+                base, _ = task.canister_pose(data)
+                goal = base + np.array([0, 0, CAN_H - depth])
+                rot = upright()[1]
+                return goal - rot @ rel, rot
+
+            return target
+
+        def away() -> Pose:
+            p, r = self._once("mk_release", lambda: self.env.commanded_wrist_pose(side))
+            return p + np.array([0, 0, 0.1]), r
+
+        def canister_ready() -> bool:
+            return self.scripts["right"].at("retreat")
+
+        grip = self._hand(side, "pinch")
+        return [
+            Stage("above", pinch_at(0.08), self._hand(side, "pre_pinch"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
+            Stage("descend", pinch_at(PINCH_DZ), self._hand(side, "pre_pinch"), speed=0.4, max_s=3.0),
+            Stage("pinch", pinch_at(PINCH_DZ), grip, min_s=0.7, hand_blend_s=0.5),
+            Stage("lift", lifted, grip, speed=0.5, hand_blend_s=0.01),
+            Stage("upright", upright, grip, speed=0.5, max_s=3.0, hand_blend_s=0.01),
+            Stage("wait", upright, grip, max_s=20.0, done=canister_ready, hand_blend_s=0.01),
+            Stage("over", over_canister(-0.03), grip, speed=0.6, max_s=4.0, hand_blend_s=0.01),
+            Stage("insert", over_canister(0.035), grip, speed=0.3, max_s=3.0, hand_blend_s=0.01),
+            Stage("release", lambda: self._once("mk_release", lambda: self.env.commanded_wrist_pose(side)), self._hand(side, "open"), min_s=0.6),
+            Stage("retreat", away, self._hand(side, "open"), speed=0.5),
+            Stage("done", away, self._hand(side, "open"), max_s=1e9, done=lambda: False),
+        ]
+
+    def _marker_low_in_wrist(self) -> NDArray[np.float64]:
+        low, _ = self.task.marker_ends(self.env.data)
+        wp, wr = self.env.wrist_pose("left")
+        return wr.T @ (low - wp)

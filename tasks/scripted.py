@@ -1,0 +1,165 @@
+"""A toolkit for scripted experts: wrist stage machines and grasp geometry from semantic handles.
+
+Experts are written once per task against what an `Embodiment` declares (grasp poses, fingertip,
+wrist and palm sites). Grasp geometry (where a pinch closes, where a power grasp holds a cylinder) is
+measured on the hand model by forward kinematics, so the same expert drives any hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+from numpy.typing import NDArray
+
+from egosim.actions import WRIST_DIM
+from egosim.embodiment import SIDES, Embodiment
+from egosim.geometry import limit_rotation, matrix_to_rot6d, rotation_angle
+
+Pose = tuple[NDArray[np.float64], NDArray[np.float64]]  # (position, rotation matrix)
+
+
+@dataclass(frozen=True)
+class GraspGeometry:
+    """Hand-frame geometry of one side's grasps, measured by forward kinematics.
+
+    Attributes:
+        pinch_point: Where the thumb meets the opposing fingertips in the `pinch` pose (wrist frame).
+        pinch_axis: Unit thumb -> opposing-fingers direction in the `open` pose (the closing direction).
+        power_center: Midpoint between the thumb tip and the other fingertips in the `power` pose: where
+            the axis of a vertical cylinder sits in a top-down power grasp (wrist frame).
+        open_tips: Fingertip positions in the `open` pose (wrist frame), to check clearances.
+        palm_center: The palm-centre site (wrist frame).
+        palm_normal: Unit normal out of the palm (wrist frame; +z by the asset convention).
+    """
+
+    pinch_point: NDArray[np.float64]
+    pinch_axis: NDArray[np.float64]
+    power_center: NDArray[np.float64]
+    open_tips: dict[str, NDArray[np.float64]]
+    palm_center: NDArray[np.float64]
+    palm_normal: NDArray[np.float64]
+
+    @classmethod
+    def measure(cls, emb: Embodiment, side: str) -> GraspGeometry:
+        model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
+        data = mujoco.MjData(model)
+        qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
+
+        def tips(pose: str) -> dict[str, NDArray[np.float64]]:
+            data.qpos[:] = 0
+            data.qpos[qadr] = emb.grasp_pose(pose, side)
+            mujoco.mj_kinematics(model, data)
+            wrist = model.site(emb.wrist_site).id
+            r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
+            return {s: r.T @ (data.site_xpos[model.site(s).id] - p) for s in emb.fingertip_sites + (emb.palm_site,)}
+
+        closed, opened, power = tips("pinch"), tips("open"), tips("power")
+        thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
+        # The opposing fingers are those that close onto the thumb in the pinch pose.
+        partners = [f for f in fingers if np.linalg.norm(closed[f] - closed[thumb]) < 0.035] or [fingers[0]]
+        meet = 0.5 * (closed[thumb] + np.mean([closed[f] for f in partners], axis=0))
+        axis = np.mean([opened[f] for f in partners], axis=0) - opened[thumb]
+        return cls(
+            pinch_point=meet,
+            pinch_axis=axis / np.linalg.norm(axis),
+            power_center=0.5 * (power[thumb] + np.mean([power[f] for f in fingers], axis=0)),
+            open_tips={f: opened[f] for f in emb.fingertip_sites},
+            palm_center=opened[emb.palm_site],
+            palm_normal=np.array([0.0, 0.0, 1.0]),
+        )
+
+
+def wrist_for_point(point_world: NDArray[np.float64], rot: NDArray[np.float64], point_hand: NDArray[np.float64]) -> Pose:
+    """The wrist pose with orientation `rot` that puts hand-frame `point_hand` at `point_world`."""
+    return point_world - rot @ point_hand, rot
+
+
+@dataclass
+class Stage:
+    """One segment of a hand's script: drive the wrist to a pose while blending the hand to targets.
+
+    The stage ends once it has run `min_s`, the commanded wrist is within tolerance of the target
+    and `done()` holds; or, regardless, after `max_s`.
+    """
+
+    name: str
+    target: Callable[[], Pose]
+    hand: Callable[[], NDArray[np.float64]]
+    min_s: float = 0.0
+    max_s: float = 4.0
+    speed: float = 1.0  # fraction of the embodiment's wrist speed limits
+    hand_blend_s: float = 0.4
+    done: Callable[[], bool] = lambda: True
+    tol_pos: float = 0.005
+    tol_rot: float = 0.05
+
+
+@dataclass
+class HandScript:
+    """Runs a list of stages for one side and produces that side's per-step action."""
+
+    side: str
+    stages: list[Stage]
+    index: int = 0
+    elapsed: float = 0.0
+    hand_from: NDArray[np.float64] | None = None
+    hand_now: NDArray[np.float64] | None = None
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def stage(self) -> Stage | None:
+        return self.stages[self.index] if self.index < len(self.stages) else None
+
+    @property
+    def finished(self) -> bool:
+        return self.index >= len(self.stages)
+
+    def at(self, name: str) -> bool:
+        """Whether the script has reached (or passed) the stage called `name`."""
+        names = [s.name for s in self.stages]
+        return self.index >= names.index(name)
+
+    def step(self, cmd: Pose, dt: float, max_step: float, max_rot: float, hand_default: NDArray[np.float64]):
+        """Returns (wrist action (9,), hand targets) for this control step and advances the script."""
+        if self.hand_now is None:
+            self.hand_now = hand_default.copy()
+        st = self.stage
+        if st is None:
+            return _wrist_action(cmd, cmd, max_step, max_rot), self.hand_now
+        if self.hand_from is None:
+            self.hand_from = self.hand_now.copy()
+        goal = st.target()
+        alpha = min(1.0, (self.elapsed + dt) / max(st.hand_blend_s, 1e-6))
+        self.hand_now = (1 - alpha) * self.hand_from + alpha * st.hand()
+        action = _wrist_action(cmd, goal, st.speed * max_step, st.speed * max_rot)
+        self.elapsed += dt
+        reached = (
+            np.linalg.norm(goal[0] - cmd[0]) < st.tol_pos and rotation_angle(cmd[1].T @ goal[1]) < st.tol_rot
+        )
+        if (self.elapsed >= st.min_s and reached and st.done()) or self.elapsed >= st.max_s:
+            self.log.append(f"{st.name}: {self.elapsed:.2f}s{'' if reached else ' (timed out)'}")
+            self.index += 1
+            self.elapsed = 0.0
+            self.hand_from = None
+        return action, self.hand_now
+
+
+def _wrist_action(cmd: Pose, goal: Pose, max_step: float, max_rot: float) -> NDArray[np.float64]:
+    """Per-step wrist delta (in the commanded frame) toward `goal`, within the speed limits."""
+    p, r = cmd
+    dp = r.T @ (goal[0] - p)
+    n = np.linalg.norm(dp)
+    if n > max_step:
+        dp *= max_step / n
+    dr = limit_rotation(r.T @ goal[1], max_rot)
+    return np.concatenate([dp, matrix_to_rot6d(dr)])
+
+
+def bimanual_action(parts: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]) -> NDArray[np.float64]:
+    """Concatenates per-side (wrist 9, hand joints) into the env's action layout, left then right."""
+    out = [np.concatenate([parts[s][0], parts[s][1]]) for s in SIDES]
+    assert all(len(o) > WRIST_DIM for o in out)
+    return np.concatenate(out)
