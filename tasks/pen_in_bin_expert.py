@@ -168,8 +168,9 @@ class PenInBinExpert:
             def compute() -> Pose:
                 p, r = self.env.commanded_wrist_pose(side)
                 low, high = task.marker_ends(data)
-                centre = 0.5 * (low + high)
-                tilt = _rot_between((low - centre) / np.linalg.norm(low - centre), np.array([0, 0, -1.0]))
+                # Turn about the pinch point (fixed in the hand), so the wrist stays as high as the grip.
+                centre = p + r @ geo.pinch_point
+                tilt = _rot_between((low - high) / np.linalg.norm(low - high), np.array([0, 0, -1.0]))
                 return tilt @ (p - centre) + centre, tilt @ r
 
             return self._once("mk_upright", compute)
