@@ -1,0 +1,86 @@
+"""Policies: the `Policy` protocol and a registry of policy kinds, imported lazily (LeRobot style).
+
+Each kind is registered by name with the module and class that implement it, plus what it needs from
+the env (camera images, privileged object state), so a runner can build the right env before any
+policy code is imported. `make_policy(kind, env, seed)` imports the kind's module on first use.
+
+Kinds:
+    random: samples the env's action space with its own seeded generator (one-step chunks).
+    expert: the task's scripted expert (`task.make_expert(env)`), which uses privileged state.
+
+This package never imports `egosim.eval` (DESIGN.md: data flows policies -> eval).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from egosim.errors import InvalidChoiceError
+from egosim.policy import Policy
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+
+@dataclass(frozen=True)
+class PolicyKind:
+    """A registered policy kind: where its class lives and what it needs from the env.
+
+    Attributes:
+        name: Registry key, used on the command line (`policy=random`).
+        module: Module that defines the policy class (imported on first use).
+        cls: Class name inside `module`; constructed as `cls(env, seed=seed)`.
+        needs_images: The policy reads camera images (the env must run with obs_mode="rgb").
+        needs_privileged: The policy reads `observation["privileged"]` (env built with privileged=True).
+        description: One line for `egosim list` and error messages.
+    """
+
+    name: str
+    module: str
+    cls: str
+    needs_images: bool = False
+    needs_privileged: bool = False
+    description: str = ""
+
+    def load(self) -> type:
+        return getattr(importlib.import_module(self.module), self.cls)
+
+
+_KINDS: dict[str, PolicyKind] = {}
+
+
+def register_policy(kind: PolicyKind) -> PolicyKind:
+    """Adds a policy kind (names are unique; re-registering the same record is a no-op)."""
+    if kind.name in _KINDS and _KINDS[kind.name] != kind:
+        raise ValueError(f"policy kind {kind.name!r} is already registered as {_KINDS[kind.name]}")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+register_policy(PolicyKind("random", "egosim.policies.random_policy", "RandomPolicy",
+                           description="uniform samples of the env's action space (seeded)"))
+register_policy(PolicyKind("expert", "egosim.policies.expert", "ExpertPolicy", needs_privileged=True,
+                           description="the task's scripted expert (privileged state)"))
+
+
+def policy_kinds() -> tuple[str, ...]:
+    """Registered policy kind names, in registration order."""
+    return tuple(_KINDS)
+
+
+def get_policy_kind(name: str) -> PolicyKind:
+    """The record of a policy kind; raises `InvalidChoiceError` listing the valid kinds."""
+    try:
+        return _KINDS[name]
+    except (KeyError, TypeError):
+        raise InvalidChoiceError("policy", name, _KINDS) from None
+
+
+def make_policy(kind: str, env: gym.Env, seed: int | None = None) -> Policy:
+    """Builds a policy of `kind` for `env` (imports the kind's module on first use)."""
+    return get_policy_kind(kind).load()(env, seed=seed)
+
+
+__all__ = ["Policy", "PolicyKind", "get_policy_kind", "make_policy", "policy_kinds", "register_policy"]
