@@ -35,13 +35,16 @@ def _wrist_offsets(hand_dof: int) -> Sequence[int]:
     return (0, WRIST_DIM + hand_dof)
 
 
+def _as_actions(arr: NDArray, hand_dof: int, what: str) -> NDArray[np.float64]:
+    out = np.asarray(arr, dtype=np.float64)
+    if out.ndim != 2 or out.shape[1] != 2 * (WRIST_DIM + hand_dof):
+        raise InvalidActionError(f"{what} has shape {out.shape}; expected (H, {2 * (WRIST_DIM + hand_dof)})")
+    return out
+
+
 def chunk_to_step_actions(chunk: NDArray, hand_dof: int) -> NDArray[np.float64]:
     """Converts a chunk (H, D) with chunk-relative wrist poses into H per-step env actions."""
-    chunk = np.asarray(chunk, dtype=np.float64)
-    if chunk.ndim != 2 or chunk.shape[1] != 2 * (WRIST_DIM + hand_dof):
-        raise InvalidActionError(
-            f"action chunk has shape {chunk.shape}; expected (H, {2 * (WRIST_DIM + hand_dof)})"
-        )
+    chunk = _as_actions(chunk, hand_dof, "action chunk")
     out = chunk.copy()
     for off in _wrist_offsets(hand_dof):
         pos = chunk[:, off : off + 3]
@@ -57,11 +60,7 @@ def chunk_to_step_actions(chunk: NDArray, hand_dof: int) -> NDArray[np.float64]:
 
 def step_actions_to_chunk(steps: NDArray, hand_dof: int) -> NDArray[np.float64]:
     """Inverse of `chunk_to_step_actions`: accumulates per-step actions into a chunk."""
-    steps = np.asarray(steps, dtype=np.float64)
-    if steps.ndim != 2 or steps.shape[1] != 2 * (WRIST_DIM + hand_dof):
-        raise InvalidActionError(
-            f"step actions have shape {steps.shape}; expected (H, {2 * (WRIST_DIM + hand_dof)})"
-        )
+    steps = _as_actions(steps, hand_dof, "step actions")
     out = steps.copy()
     for off in _wrist_offsets(hand_dof):
         pos, rot = np.zeros(3), np.eye(3)
