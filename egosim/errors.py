@@ -40,7 +40,3 @@ class AssetError(EgosimError, FileNotFoundError):
 
 class RenderingUnavailableError(EgosimError, RuntimeError):
     """Headless rendering could not start; the message says what is missing and how to install it."""
-
-
-class SimulationError(EgosimError, RuntimeError):
-    """The simulator reached a state egosim cannot continue from (used outside env.step, which flags)."""

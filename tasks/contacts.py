@@ -22,13 +22,3 @@ class ContactQuery:
             return False
         b = self._geom_body[data.contact.geom[:n]]
         return bool(np.any((b[:, 0] == body) & self._is_hand[b[:, 1]]) or np.any((b[:, 1] == body) & self._is_hand[b[:, 0]]))
-
-    def touching(self, data: mujoco.MjData, body: int, others: Iterable[int]) -> bool:
-        """Whether `body` touches any body in `others`."""
-        n = data.ncon
-        if n == 0:
-            return False
-        other = np.zeros(len(self._is_hand), dtype=bool)
-        other[list(others)] = True
-        b = self._geom_body[data.contact.geom[:n]]
-        return bool(np.any((b[:, 0] == body) & other[b[:, 1]]) or np.any((b[:, 1] == body) & other[b[:, 0]]))

@@ -30,17 +30,13 @@ class GraspGeometry:
         pinch_axis: Unit thumb -> opposing-fingers direction in the `open` pose (the closing direction).
         power_center: Midpoint between the thumb tip and the other fingertips in the `power` pose: where
             the axis of a vertical cylinder sits in a top-down power grasp (wrist frame).
-        open_tips: Fingertip positions in the `open` pose (wrist frame), to check clearances.
         palm_center: The palm-centre site (wrist frame).
-        palm_normal: Unit normal out of the palm (wrist frame; +z by the asset convention).
     """
 
     pinch_point: NDArray[np.float64]
     pinch_axis: NDArray[np.float64]
     power_center: NDArray[np.float64]
-    open_tips: dict[str, NDArray[np.float64]]
     palm_center: NDArray[np.float64]
-    palm_normal: NDArray[np.float64]
 
     @classmethod
     def measure(cls, emb: Embodiment, side: str) -> GraspGeometry:
@@ -66,9 +62,7 @@ class GraspGeometry:
             pinch_point=meet,
             pinch_axis=axis / np.linalg.norm(axis),
             power_center=0.5 * (power[thumb] + np.mean([power[f] for f in fingers], axis=0)),
-            open_tips={f: opened[f] for f in emb.fingertip_sites},
             palm_center=opened[emb.palm_site],
-            palm_normal=np.array([0.0, 0.0, 1.0]),
         )
 
 
