@@ -100,8 +100,8 @@ UNITREE_DEX3 = register_embodiment(
         # cylinder.
         grasp_poses={
             "open": _dex3_sides((0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0)),
-            "pre_pinch": _dex3_sides((0.0, 0.5, -1.69, 0.43, 0.16, 0.43, 0.16)),
-            "pinch": _dex3_sides((0.0, 0.19, -1.69, 1.42, 0.53, 1.42, 0.53)),
+            "pre_pinch": _dex3_sides((0.0, 0.72, -1.5, 1.3, 0.3, 1.3, 0.3)),
+            "pinch": _dex3_sides((0.0, 0.285, -1.35, 1.57, 0.3, 1.57, 0.3)),
             "power": _dex3_sides((0.0, -0.19, -0.43, 0.51, 0.98, 0.51, 0.98)),
         },
         keypoint_map={"wrist": "wrist", "thumb_tip": "thumb_tip", "index_tip": "index_tip", "middle_tip": "middle_tip"},

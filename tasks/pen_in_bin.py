@@ -84,7 +84,7 @@ class PenInBin(Task):
         can.add_freejoint(name="canister_free")
         friction = [1.0, 0.005, 0.0001]
         can.add_geom(name="canister_base", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[CAN_R_OUT, CAN_BASE / 2, 0],
-                     pos=[0, 0, CAN_BASE / 2], mass=0.03, material="canister", friction=friction)
+                     pos=[0, 0, CAN_BASE / 2], mass=0.12, material="canister", friction=friction)
         half_chord = CAN_R_OUT * np.tan(np.pi / CAN_SEGMENTS) + 0.001
         wall_h = (CAN_H - CAN_BASE) / 2
         for k in range(CAN_SEGMENTS):
@@ -93,7 +93,7 @@ class PenInBin(Task):
             can.add_geom(name=f"canister_wall{k}", type=mujoco.mjtGeom.mjGEOM_BOX,
                          size=[CAN_WALL / 2, half_chord, wall_h],
                          pos=[r_mid * np.cos(ang), r_mid * np.sin(ang), CAN_BASE + wall_h],
-                         quat=[np.cos(ang / 2), 0, 0, np.sin(ang / 2)], mass=0.05 / CAN_SEGMENTS,
+                         quat=[np.cos(ang / 2), 0, 0, np.sin(ang / 2)], mass=0.08 / CAN_SEGMENTS,
                          material="canister", friction=friction)
         marker = wb.add_body(name="marker", pos=[0.5, 0.2, TABLE_HEIGHT + MARKER_R])
         marker.add_freejoint(name="marker_free")

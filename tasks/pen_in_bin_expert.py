@@ -19,14 +19,19 @@ from numpy.typing import NDArray
 from egosim.embodiment import SIDES
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
-from egosim.tasks.pen_in_bin import CAN_H, MARKER_R
+from egosim.tasks.pen_in_bin import CAN_H, MARKER_HALF, MARKER_R
 from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, bimanual_action, wrist_for_point
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
 
 CARRY_LIFT = 0.12
-PINCH_DZ = -0.009  # pinch point relative to the marker's axis (m)
+GRIP_OFFSET = 0.0  # grip this far from the marker centre, toward the end that rises
+PIVOT_STEP_DEG = 15.0
+TILT_DEG = 30.0  # tip the marker this far up about its far end before lifting it
+STEEPEN_STEPS = 2  # then, with its lower end in the canister, this many more pivot steps
+INSERT_OFFSET = 0.02
+TIP_CLEARANCE = 0.0  # pinch point relative to the marker's axis (m)
 
 
 
@@ -56,7 +61,7 @@ class PenInBinExpert:
             # Targets past the contact pose make the fingers squeeze; clipped to the joint limits.
             self.pose[s] = {
                 "open": opened,
-                "pinch": np.clip(opened + 1.25 * (pinch - opened), lim[s][:, 0], lim[s][:, 1]),
+                "pinch": pinch,
                 "power": np.clip(opened + 1.25 * (power - opened), lim[s][:, 0], lim[s][:, 1]),
                 "pre_pinch": self.emb.grasp_pose("pre_pinch", s),
             }
@@ -152,62 +157,101 @@ class PenInBinExpert:
         side, geo = "left", self.geo["left"]
         task, data = self.task, self.env.data
 
+        def near_dir() -> NDArray[np.float64]:
+            """Unit vector along the marker toward the end that rises (the one nearer the robot)."""
+            _, mrot = task.marker_pose(data)
+            u = mrot[:, 2] * np.array([1.0, 1.0, 0.0])
+            u /= np.linalg.norm(u)
+            return -u if u[0] > 0 else u
+
         def pinch_at(height: float) -> Callable[[], Pose]:
             def target() -> Pose:
                 rot = self._once("mk_rot", self._pinch_rotation)
+                u = self._once("mk_u", near_dir)
                 centre, _ = task.marker_pose(data)
-                return wrist_for_point(centre + np.array([0, 0, height]), rot, geo.pinch_point)
+                grip = centre + GRIP_OFFSET * u
+                # The fingertips' lowest point (while closing) stays TIP_CLEARANCE above the table.
+                point = np.array([grip[0], grip[1], TABLE_HEIGHT + TIP_CLEARANCE + height])
+                return wrist_for_point(point, rot, np.array([*geo.pinch_point[:2], geo.reach_at_width(2 * MARKER_R)]))
 
             return target
 
-        def lifted() -> Pose:
-            p, r = self._once("mk_grasped", lambda: self.env.commanded_wrist_pose(side))
-            return p + np.array([0, 0, 0.15]), r
+        def pivot(key: str, step: float) -> Callable[[], Pose]:
+            """Tip the marker up by `step` about its lower end (which rests on the table), from
+            where the marker and the wrist are now: closed loop, so a lagging marker is not dragged."""
 
-        def upright() -> Pose:
             def compute() -> Pose:
+                a, b = task.marker_ends(data)
+                centre, _ = task.marker_pose(data)
+                # The far end (away from the grip) stays down; the gripped end rises.
+                low, high = (a, b) if (a - centre) @ self._once("mk_u", near_dir) < 0 else (b, a)
+                axis = (high - low) / np.linalg.norm(high - low)
+                horiz = axis * np.array([1.0, 1.0, 0.0])
+                elev = np.arctan2(axis[2], np.linalg.norm(horiz))
+                turn = axis_angle_to_matrix(np.cross(horiz, [0.0, 0.0, 1.0]), min(step, np.pi / 2 - elev))
                 p, r = self.env.commanded_wrist_pose(side)
-                low, high = task.marker_ends(data)
-                # Turn about the pinch point (fixed in the hand), so the wrist stays as high as the grip.
-                centre = p + r @ geo.pinch_point
-                tilt = _rot_between((low - high) / np.linalg.norm(low - high), np.array([0, 0, -1.0]))
-                return tilt @ (p - centre) + centre, tilt @ r
+                return low + turn @ (p - low), turn @ r
 
-            return self._once("mk_upright", compute)
+            return lambda: self._once(key, compute)
+
+        def up(height: float) -> Callable[[], Pose]:
+            def target() -> Pose:
+                p, r = self._once("mk_upright", lambda: self.env.commanded_wrist_pose(side))
+                return p + np.array([0, 0, height]), r
+
+            return target
 
         def over_canister(depth: float) -> Callable[[], Pose]:
             def target() -> Pose:
-                rel = self._once("mk_rel", lambda: self._marker_low_in_wrist())
+                rel, away_dir = self._once("mk_rel", lambda: self._marker_low_in_wrist())
                 base, _ = task.canister_pose(data)
-                goal = base + np.array([0, 0, CAN_H - depth])
-                rot = upright()[1]
+                # A leaning marker enters beside the far wall, so its body clears the near rim.
+                goal = base + np.array([0, 0, CAN_H - depth]) + INSERT_OFFSET * away_dir
+                rot = up(0.0)()[1]
                 return goal - rot @ rel, rot
 
             return target
 
-        def away() -> Pose:
+        def back_off() -> Pose:
+            """Straight out of the palm's way: the open fingers slide off the marker, not up it."""
             p, r = self._once("mk_release", lambda: self.env.commanded_wrist_pose(side))
+            return p - 0.08 * r[:, 2], r
+
+        def away() -> Pose:
+            p, r = back_off()
             return p + np.array([0, 0, 0.1]), r
 
         def canister_ready() -> bool:
             return self.scripts["right"].at("retreat")
 
         grip = self._hand(side, "pinch")
+        tilt = [
+            Stage(f"tilt{k}", pivot(f"mk_tilt{k}", np.radians(PIVOT_STEP_DEG)), grip, speed=0.3, hand_blend_s=0.01, tol_pos=0.003)
+            for k in range(1, int(round(TILT_DEG / PIVOT_STEP_DEG)) + 1)
+        ]
         return [
             Stage("above", pinch_at(0.08), self._hand(side, "pre_pinch"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
-            Stage("descend", pinch_at(PINCH_DZ), self._hand(side, "pre_pinch"), speed=0.4, max_s=3.0),
-            Stage("pinch", pinch_at(PINCH_DZ), grip, min_s=0.7, hand_blend_s=0.5),
-            Stage("lift", lifted, grip, speed=0.5, hand_blend_s=0.01),
-            Stage("upright", upright, grip, speed=0.5, max_s=3.0, hand_blend_s=0.01),
-            Stage("wait", upright, grip, max_s=20.0, done=canister_ready, hand_blend_s=0.01),
-            Stage("over", over_canister(-0.03), grip, speed=0.6, max_s=4.0, hand_blend_s=0.01),
+            Stage("descend", pinch_at(0.0), self._hand(side, "pre_pinch"), speed=0.4, max_s=3.0),
+            Stage("pinch", pinch_at(0.0), grip, min_s=0.7, hand_blend_s=0.5),
+            *tilt,
+            Stage("lift", up(0.12), grip, speed=0.4, hand_blend_s=0.01),
+            Stage("wait", up(0.12), grip, max_s=20.0, done=canister_ready, hand_blend_s=0.01),
+            Stage("over", over_canister(-0.03), grip, speed=0.5, max_s=4.0, hand_blend_s=0.01),
             Stage("insert", over_canister(0.035), grip, speed=0.3, max_s=3.0, hand_blend_s=0.01),
-            Stage("release", lambda: self._once("mk_release", lambda: self.env.commanded_wrist_pose(side)), self._hand(side, "open"), min_s=0.6),
+            *[
+                Stage(f"steepen{k}", pivot(f"mk_steepen{k}", np.radians(PIVOT_STEP_DEG)), grip, speed=0.3, hand_blend_s=0.01, tol_pos=0.003, max_s=2.0)
+                for k in range(1, STEEPEN_STEPS + 1)
+            ],
+            Stage("release", lambda: self._once("mk_release", lambda: self.env.commanded_wrist_pose(side)), self._hand(side, "pre_pinch"), min_s=1.0, hand_blend_s=0.8),
+            Stage("back_off", back_off, self._hand(side, "pre_pinch"), speed=0.3),
             Stage("retreat", away, self._hand(side, "open"), speed=0.5),
             Stage("done", away, self._hand(side, "open"), max_s=1e9, done=lambda: False),
         ]
 
-    def _marker_low_in_wrist(self) -> NDArray[np.float64]:
-        low, _ = self.task.marker_ends(self.env.data)
+    def _marker_low_in_wrist(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The marker's lower end in the wrist frame, and the horizontal direction it leans away from."""
+        low, high = self.task.marker_ends(self.env.data)
         wp, wr = self.env.wrist_pose("left")
-        return wr.T @ (low - wp)
+        d = (low - high) * np.array([1.0, 1.0, 0.0])
+        n = np.linalg.norm(d)
+        return wr.T @ (low - wp), (d / n if n > 1e-6 else np.zeros(3))

@@ -31,12 +31,27 @@ class GraspGeometry:
         power_center: Midpoint between the thumb tip and the other fingertips in the `power` pose: where
             the axis of a vertical cylinder sits in a top-down power grasp (wrist frame).
         palm_center: The palm-centre site (wrist frame).
+        pinch_gap: Free gap between the thumb's and its partners' fingertip links at evenly spaced
+            steps of closing from `pre_pinch` to `pinch` (joint-space interpolation).
+        pinch_reach: How far the fingertip links reach out of the palm (along the wrist frame's +z,
+            the palm normal) at the same steps, cumulative (the deepest point reached so far).
     """
 
     pinch_point: NDArray[np.float64]
     pinch_axis: NDArray[np.float64]
     power_center: NDArray[np.float64]
     palm_center: NDArray[np.float64]
+    pinch_gap: NDArray[np.float64]
+    pinch_reach: NDArray[np.float64]
+
+    def reach_at_width(self, width: float) -> float:
+        """How deep the fingertips reach when a pinch closes on an object `width` thick.
+
+        Placing this depth just above a table lets the hand pinch a thin object lying on it at
+        the object's widest point without the fingertips hitting the table on the way.
+        """
+        k = int(np.argmax(self.pinch_gap <= width)) if np.any(self.pinch_gap <= width) else -1
+        return float(self.pinch_reach[k])
 
     @classmethod
     def measure(cls, emb: Embodiment, side: str) -> GraspGeometry:
@@ -58,12 +73,53 @@ class GraspGeometry:
         partners = [f for f in fingers if np.linalg.norm(closed[f] - closed[thumb]) < 0.035] or [fingers[0]]
         meet = 0.5 * (closed[thumb] + np.mean([closed[f] for f in partners], axis=0))
         axis = np.mean([opened[f] for f in partners], axis=0) - opened[thumb]
+        gap, reach = _closing_profile(model, data, qadr, emb, side, [thumb, *partners])
         return cls(
             pinch_point=meet,
             pinch_axis=axis / np.linalg.norm(axis),
             power_center=0.5 * (power[thumb] + np.mean([power[f] for f in fingers], axis=0)),
             palm_center=opened[emb.palm_site],
+            pinch_gap=gap,
+            pinch_reach=reach,
         )
+
+
+def _closing_profile(
+    model: mujoco.MjModel, data: mujoco.MjData, qadr: list[int], emb: Embodiment, side: str, sites: list[str]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Gap (thumb link to nearest partner link) and cumulative reach while closing a pinch."""
+    body_geoms = []
+    for s in sites:
+        b = int(model.site_bodyid[model.site(s).id])
+        body_geoms.append([g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == b])
+    thumb_geoms, partner_geoms = body_geoms[0], [g for gs in body_geoms[1:] for g in gs]
+    wrist = model.site(emb.wrist_site).id
+    pre, pinch = emb.grasp_pose("pre_pinch", side), emb.grasp_pose("pinch", side)
+    gaps, reaches = [], []
+    for a in np.linspace(0.0, 1.0, 41):
+        data.qpos[:] = 0
+        data.qpos[qadr] = pre + a * (pinch - pre)
+        mujoco.mj_kinematics(model, data)
+        z, p = data.site_xmat[wrist].reshape(3, 3)[:, 2], data.site_xpos[wrist]
+        reaches.append(max(_extent(model, data, g, z) - float(z @ p) for gs in body_geoms for g in gs))
+        gaps.append(min(mujoco.mj_geomDistance(model, data, g1, g2, 1.0, None) for g1 in thumb_geoms for g2 in partner_geoms))
+    return np.array(gaps), np.maximum.accumulate(np.array(reaches))
+
+
+def _extent(model: mujoco.MjModel, data: mujoco.MjData, g: int, u: NDArray[np.float64]) -> float:
+    """The largest projection of geom `g`'s surface on the unit direction `u` (world frame)."""
+    c, r, size = data.geom_xpos[g], data.geom_xmat[g].reshape(3, 3), model.geom_size[g]
+    t = model.geom_type[g]
+    proj = np.abs(r.T @ u)  # |cos| between u and each geom axis
+    if t == mujoco.mjtGeom.mjGEOM_SPHERE:
+        return float(c @ u + size[0])
+    if t == mujoco.mjtGeom.mjGEOM_CAPSULE:
+        return float(c @ u + size[1] * proj[2] + size[0])
+    if t == mujoco.mjtGeom.mjGEOM_CYLINDER:
+        return float(c @ u + size[1] * proj[2] + size[0] * np.sqrt(max(0.0, 1 - proj[2] ** 2)))
+    if t == mujoco.mjtGeom.mjGEOM_BOX:
+        return float(c @ u + proj @ size)
+    return float(c @ u + model.geom_rbound[g])
 
 
 def wrist_for_point(point_world: NDArray[np.float64], rot: NDArray[np.float64], point_hand: NDArray[np.float64]) -> Pose:

@@ -43,8 +43,16 @@ def test_expert_lifts_the_canister_through_physics(embodiment: str) -> None:
     assert not any(r["sim_unstable"] or r["mujoco_warnings"] for r in records)
 
 
-@pytest.mark.xfail(strict=True, reason="expert does not yet complete pen_in_bin end to end (issue #2 note)")
-@pytest.mark.parametrize("embodiment", EMBODIMENTS)
+_NOT_YET = {"sharpa_wave": "the Sharpa canister grasp tips the canister on lift (issue #2 note)"}
+
+
+@pytest.mark.parametrize(
+    "embodiment",
+    [
+        pytest.param(e, marks=pytest.mark.xfail(strict=True, reason=_NOT_YET[e])) if e in _NOT_YET else e
+        for e in EMBODIMENTS
+    ],
+)
 def test_expert_solves_two_states(embodiment: str) -> None:
     records = _play(embodiment, [0, 1])
     assert all(r["success"] for r in records), _report(records)
