@@ -20,6 +20,7 @@ truncated at the task's horizon.
 
 from __future__ import annotations
 
+import math
 import string
 from typing import Any
 
@@ -32,15 +33,23 @@ from numpy.typing import NDArray
 from egosim.actions import WRIST_DIM, side_slices
 from egosim.embodiment import SIDES, Embodiment, get_embodiment
 from egosim.errors import ConfigError, InvalidActionError, InvalidChoiceError
-from egosim.geometry import ROT6D_FROM_XMAT, rot6d_to_matrix, limit_rotation
+from egosim.geometry import ROT6D_FROM_XMAT
 from egosim.rendering import CameraRenderer
 from egosim.rig import CAMERAS, HOME_WRIST_MAT, RigConfig, RigHandles, build_rig
 from egosim.task import InitialState, Task
 
 OBS_MODES = ("rgb", "state")
-_UNSTABLE = np.array(
-    [int(mujoco.mjtWarning.mjWARN_BADQACC), int(mujoco.mjtWarning.mjWARN_BADQVEL), int(mujoco.mjtWarning.mjWARN_BADQPOS)]
+_UNSTABLE = (
+    int(mujoco.mjtWarning.mjWARN_BADQACC), int(mujoco.mjtWarning.mjWARN_BADQVEL), int(mujoco.mjtWarning.mjWARN_BADQPOS)
 )
+
+
+def _as_index(idx: Any) -> slice | NDArray[np.int64]:
+    """A contiguous index array as a slice (cheaper to assign through), otherwise unchanged."""
+    arr = np.asarray(idx, dtype=np.int64)
+    if arr.size and np.array_equal(arr, np.arange(arr[0], arr[0] + arr.size)):
+        return slice(int(arr[0]), int(arr[0]) + arr.size)
+    return arr
 
 
 class EgosimEnv(gym.Env):
@@ -112,10 +121,18 @@ class EgosimEnv(gym.Env):
 
         # Per-side precomputed index arrays for the hot path.
         self._hand_ctrl = [self.rig.hands[s].actuators for s in SIDES]
+        # Per side: (wrist action slice, hand action slice, hand actuator indices), resolved once.
+        self._routes = [
+            (self._slices[f"{s}_wrist_eef"], self._slices[f"{s}_hand_joints"], _as_index(self._hand_ctrl[i]))
+            for i, s in enumerate(SIDES)
+        ]
         self._hand_qpos = [self.rig.hands[s].joint_qpos for s in SIDES]
         self._wrist_sites = [self.rig.hands[s].wrist_site for s in SIDES]
         self._mocap = [self.rig.hands[s].target_mocap for s in SIDES]
-        self._workspace = [(np.asarray(emb.workspace[s].low), np.asarray(emb.workspace[s].high)) for s in SIDES]
+        self._workspace_lists = [
+            (list(map(float, emb.workspace[s].low)), list(map(float, emb.workspace[s].high))) for s in SIDES
+        ]
+        self._q_delta, self._q_new, self._m_delta, self._p_delta = np.zeros(4), np.zeros(4), np.zeros(9), np.zeros(3)
         self._state_buf = np.zeros(self.state_dim, dtype=np.float32)
         self._home_quat = np.zeros(4)
         mujoco.mju_mat2Quat(self._home_quat, HOME_WRIST_MAT.ravel())
@@ -124,7 +141,7 @@ class EgosimEnv(gym.Env):
         self._reached: dict[str, bool] = {}
         self._score = 0.0
         self._steps = 0
-        self._warn = np.zeros(len(self.data.warning.number), dtype=np.int64)
+        self._warn = [0] * len(self.data.warning.number)
         self.initial_state: InitialState | None = None
 
     # ------------------------------------------------------------------ gymnasium API
@@ -165,7 +182,7 @@ class EgosimEnv(gym.Env):
             d.ctrl[h.actuators] = open_pose
         self.task.apply_initial_state(m, d, state)
         mujoco.mj_forward(m, d)
-        self._warn[:] = d.warning.number
+        self._warn = d.warning.number.tolist()
         self._reached = {name: False for name in self.task.rubric.names}
         self._score = 0.0
         self._steps = 0
@@ -175,19 +192,20 @@ class EgosimEnv(gym.Env):
     def step(self, action: NDArray[np.float64]):
         a = self._validate(action)
         m, d = self.model, self.data
-        for i, side in enumerate(SIDES):
-            sl = self._slices[f"{side}_wrist_eef"]
-            self._move_target(i, a[sl])
-            d.ctrl[self._hand_ctrl[i]] = a[self._slices[f"{side}_hand_joints"]]
+        for i, (wrist, hand, ctrl) in enumerate(self._routes):
+            self._move_target(i, a[wrist])
+            d.ctrl[ctrl] = a[hand]
         mujoco.mj_step(m, d, nstep=self.n_substeps)
         self._steps += 1
 
-        warn_now = d.warning.number
-        new_warnings = int(np.sum(warn_now - self._warn))
-        unstable = bool(np.any(warn_now[_UNSTABLE] > self._warn[_UNSTABLE])) or not (
-            np.isfinite(d.qpos).all() and np.isfinite(d.qvel).all()
+        warn_now = d.warning.number.tolist()
+        before = self._warn
+        new_warnings = sum(warn_now) - sum(before)
+        # A sum is finite only if every term is (NaN and inf propagate): one pass, no temporaries.
+        unstable = any(warn_now[k] > before[k] for k in _UNSTABLE) or not math.isfinite(
+            float(d.qpos.sum()) + float(d.qvel.sum())
         )
-        self._warn[:] = warn_now
+        self._warn = warn_now
         prev = self._score
         success = False
         if not unstable:
@@ -250,19 +268,50 @@ class EgosimEnv(gym.Env):
         return np.minimum(np.maximum(a, self._act_low), self._act_high)
 
     def _move_target(self, i: int, wrist: NDArray[np.float64]) -> None:
+        """Applies one relative wrist command to side i's mocap target.
+
+        Written on quaternions with MuJoCo's C helpers and plain floats: this runs twice per
+        control step and numpy's per-call overhead on 3x3 matrices cost more than the physics
+        of a light hand (see benchmarks/env_step.py).
+        """
         d = self.data
         mocap = self._mocap[i]
-        cur = np.empty(9)
-        mujoco.mju_quat2Mat(cur, d.mocap_quat[mocap])
-        cur = cur.reshape(3, 3)
-        delta_rot = limit_rotation(rot6d_to_matrix(wrist[3:9]), self._max_rot)
-        new = cur @ delta_rot
-        q = np.empty(4)
-        mujoco.mju_mat2Quat(q, new.ravel())
-        mujoco.mju_normalize4(q)
-        low, high = self._workspace[i]
-        d.mocap_pos[mocap] = np.minimum(np.maximum(d.mocap_pos[mocap] + cur @ wrist[0:3], low), high)
-        d.mocap_quat[mocap] = q
+        ax, ay, az, bx, by, bz = wrist[3:9].tolist()
+        # rot6d -> matrix by Gram-Schmidt (degenerate input: no rotation, see rot6d_to_matrix).
+        n1 = math.sqrt(ax * ax + ay * ay + az * az)
+        q = self._q_delta
+        if n1 < 1e-6:
+            q[:] = (1.0, 0.0, 0.0, 0.0)
+        else:
+            ax, ay, az = ax / n1, ay / n1, az / n1
+            dot = ax * bx + ay * by + az * bz
+            bx, by, bz = bx - dot * ax, by - dot * ay, bz - dot * az
+            n2 = math.sqrt(bx * bx + by * by + bz * bz)
+            if n2 < 1e-6:
+                q[:] = (1.0, 0.0, 0.0, 0.0)
+            else:
+                bx, by, bz = bx / n2, by / n2, bz / n2
+                m = self._m_delta
+                m[:] = (ax, bx, ay * bz - az * by, ay, by, az * bx - ax * bz, az, bz, ax * by - ay * bx)
+                mujoco.mju_mat2Quat(q, m)
+        # Limit the rotation to the per-step maximum about the same axis.
+        w = min(1.0, abs(float(q[0])))
+        angle = 2.0 * math.acos(w)
+        if angle > self._max_rot:
+            sign = 1.0 if q[0] >= 0 else -1.0
+            vn = math.sqrt(float(q[1] * q[1] + q[2] * q[2] + q[3] * q[3]))
+            s_half = math.sin(0.5 * self._max_rot) / vn * sign
+            q[:] = (math.cos(0.5 * self._max_rot), q[1] * s_half, q[2] * s_half, q[3] * s_half)
+        cur = d.mocap_quat[mocap]
+        step = self._p_delta
+        mujoco.mju_rotVecQuat(step, wrist[0:3], cur)
+        new = self._q_new
+        mujoco.mju_mulQuat(new, cur, q)
+        mujoco.mju_normalize4(new)
+        d.mocap_quat[mocap] = new
+        pos = d.mocap_pos[mocap]
+        low, high = self._workspace_lists[i]
+        d.mocap_pos[mocap] = [min(max(float(pos[k] + step[k]), low[k]), high[k]) for k in range(3)]
 
     def _latch(self) -> None:
         now = self.task.milestones(self.model, self.data)

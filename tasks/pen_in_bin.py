@@ -6,11 +6,16 @@ and put it into the canister.
 
 Rubric (additive, 0.25 each, EgoScale G1-a): `canister_picked` (lifted 3 cm off the table in a
 hand), `canister_placed` (standing upright, at rest, on the green square, released), `marker_picked`
-(lifted 3 cm in a hand), `marker_in_canister` (released with its lower end inside the canister).
+(lifted 3 cm in a hand), `marker_in_canister` (released, moving slower than 0.2 m/s, with its lower end inside
+the canister).
 Success: all four reached and, at the same instant, the canister stands on the square with the marker
 inside it. Horizon: 30 s.
 
 Privileged state (16): canister pos (3) + quat wxyz (4), marker pos (3) + quat (4), square centre xy (2).
+
+Objects: the canister is 8 cm across and 10 cm tall, 0.2 kg with a weighted base, like a ceramic pen
+cup (an 80 g cup tipped over when the marker dropped in and leaned on its rim); the marker is 1.8 cm
+thick, 12.8 cm long, 15 g.
 
 Version history:
 - v0: first version.
@@ -18,6 +23,7 @@ Version history:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -46,6 +52,7 @@ MARKER_R = 0.009
 MARKER_HALF = 0.055  # half length of the marker's cylindrical part
 SQUARE_HALF = 0.05  # the green square's half side
 LIFT = 0.03  # lift that counts as picked (m)
+_COS15, _COS30 = math.cos(math.radians(15.0)), math.cos(math.radians(30.0))  # upright tolerances
 
 
 class PenInBin(Task):
@@ -156,32 +163,28 @@ class PenInBin(Task):
         e1, e2 = c - a, c + a
         return (e1, e2) if e1[2] <= e2[2] else (e2, e1)
 
-    def _canister_upright(self, data: mujoco.MjData, max_tilt_deg: float) -> bool:
-        return data.xmat[self._can_body][8] >= np.cos(np.radians(max_tilt_deg))
-
     def milestones(self, model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, bool]:
-        can_pos = data.xpos[self._can_body]
-        can_held = self.contacts.hand_touches(data, self._can_body)
-        mk_pos = data.xpos[self._mk_body]
-        mk_held = self.contacts.hand_touches(data, self._mk_body)
-        can_speed = np.linalg.norm(data.qvel[self._can_v : self._can_v + 3])
-        on_square = bool(np.all(np.abs(can_pos[:2] - self.square_xy) <= SQUARE_HALF))
-        placed = (
-            on_square
-            and self._canister_upright(data, 15.0)
-            and abs(can_pos[2] - TABLE_HEIGHT) < 0.01
-            and can_speed < 0.05
-            and not can_held
-        )
+        # Plain floats: this runs every control step (see benchmarks/env_step.py).
+        touched = self.contacts.touched_by_hand(data)
+        can_held, mk_held = self._can_body in touched, self._mk_body in touched
+        cx, cy, cz = data.xpos[self._can_body].tolist()
+        can_mat = data.xmat[self._can_body]
+        can_speed = math.sqrt(sum(v * v for v in data.qvel[self._can_v : self._can_v + 3].tolist()))
+        sx, sy = self.square_xy.tolist()
+        on_square = abs(cx - sx) <= SQUARE_HALF and abs(cy - sy) <= SQUARE_HALF
+        can_up = float(can_mat[8])
+        placed = on_square and can_up >= _COS15 and abs(cz - TABLE_HEIGHT) < 0.01 and can_speed < 0.05 and not can_held
         in_can = False
-        if not mk_held and self._canister_upright(data, 30.0):
+        mk_speed = math.sqrt(sum(v * v for v in data.qvel[self._mk_v : self._mk_v + 3].tolist()))
+        # Settling, not passing through: a marker bouncing out of the canister must not count.
+        if not mk_held and mk_speed < 0.2 and can_up >= _COS30:
             low, _ = self.marker_ends(data)
-            rel = data.xmat[self._can_body].reshape(3, 3).T @ (low - can_pos)
-            in_can = bool(np.hypot(rel[0], rel[1]) < CAN_R_IN and -0.005 < rel[2] < CAN_H)
+            rel = can_mat.reshape(3, 3).T @ (low - data.xpos[self._can_body])
+            in_can = bool(math.hypot(rel[0], rel[1]) < CAN_R_IN and -0.005 < rel[2] < CAN_H)
         self.last = {
-            "canister_picked": bool(can_held and can_pos[2] > TABLE_HEIGHT + LIFT),
-            "canister_placed": bool(placed),
-            "marker_picked": bool(mk_held and mk_pos[2] > TABLE_HEIGHT + MARKER_R + LIFT),
+            "canister_picked": can_held and cz > TABLE_HEIGHT + LIFT,
+            "canister_placed": placed,
+            "marker_picked": mk_held and float(data.xpos[self._mk_body][2]) > TABLE_HEIGHT + MARKER_R + LIFT,
             "marker_in_canister": in_can,
         }
         return self.last

@@ -2,10 +2,16 @@
 
 Right hand: a top-down power grasp across the canister (palm just above the rim, the grasp's
 centre, measured on the hand model, on the canister's axis), lift, carry over the green square, set
-down, open, back off. Left hand, meanwhile: a top-down pinch of the
-marker at its middle (hand yawed so the pinch closes across the marker), lift, turn the marker upright
-by rotating the hand, wait for the canister to stand on the square, lower the marker's end into it,
-open. Everything moves through physics: the wrists follow speed-limited targets, the fingers squeeze.
+down, open, back off.
+
+Left hand, meanwhile: a top-down pinch of the marker at its middle, the hand yawed so the pinch
+closes across the marker and as low as the fingertips can go without touching the table, so the
+fingertips meet the marker at its equator. Turning a marker upright in the air slides it out of a
+fingertip pinch, so the hand tips it up about its far end, which stays on the table (closed loop,
+15 degrees a step, from where the marker really is), lifts it leaning at 30 degrees, waits for the
+canister to stand on the square, lowers the marker's lower end into the canister near the far wall,
+tips it steeper about that end, then opens slowly and backs the fingers off it. Everything moves
+through physics: the wrists follow speed-limited targets, the fingers squeeze.
 """
 
 from __future__ import annotations
@@ -26,22 +32,12 @@ if TYPE_CHECKING:
     from egosim.env import EgosimEnv
 
 CARRY_LIFT = 0.12
-GRIP_OFFSET = 0.0  # grip this far from the marker centre, toward the end that rises
-PIVOT_STEP_DEG = 15.0
-TILT_DEG = 30.0  # tip the marker this far up about its far end before lifting it
-STEEPEN_STEPS = 2  # then, with its lower end in the canister, this many more pivot steps
-INSERT_OFFSET = 0.02
-TIP_CLEARANCE = 0.0  # pinch point relative to the marker's axis (m)
+TIP_CLEARANCE = 0.0  # fingertips' lowest point above the table while pinching the marker (m)
+PIVOT_STEP_DEG = 15.0  # one closed-loop step of tipping the marker about its lower end
+TILT_DEG = 30.0  # tip the marker this far up about its far end (on the table) before lifting it
+STEEPEN_STEPS = 2  # then, with its lower end inside the canister, this many more pivot steps
+INSERT_OFFSET = 0.02  # lower the marker's end this far from the canister axis, away from its lean
 
-
-
-def _rot_between(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The smallest rotation taking unit vector a onto unit vector b."""
-    axis = np.cross(a, b)
-    s, c = np.linalg.norm(axis), float(np.dot(a, b))
-    if s < 1e-9:
-        return np.eye(3) if c > 0 else axis_angle_to_matrix(np.cross(a, [1.0, 0, 0]) + np.cross(a, [0, 1.0, 0]), np.pi)
-    return axis_angle_to_matrix(axis, np.arctan2(s, c))
 
 
 class PenInBinExpert:
@@ -158,7 +154,8 @@ class PenInBinExpert:
         task, data = self.task, self.env.data
 
         def near_dir() -> NDArray[np.float64]:
-            """Unit vector along the marker toward the end that rises (the one nearer the robot)."""
+            """Unit vector along the marker toward the end that rises: the one nearer the robot,
+            so the hand ends up leaning back toward it."""
             _, mrot = task.marker_pose(data)
             u = mrot[:, 2] * np.array([1.0, 1.0, 0.0])
             u /= np.linalg.norm(u)
@@ -167,23 +164,22 @@ class PenInBinExpert:
         def pinch_at(height: float) -> Callable[[], Pose]:
             def target() -> Pose:
                 rot = self._once("mk_rot", self._pinch_rotation)
-                u = self._once("mk_u", near_dir)
                 centre, _ = task.marker_pose(data)
-                grip = centre + GRIP_OFFSET * u
                 # The fingertips' lowest point (while closing) stays TIP_CLEARANCE above the table.
-                point = np.array([grip[0], grip[1], TABLE_HEIGHT + TIP_CLEARANCE + height])
+                point = np.array([centre[0], centre[1], TABLE_HEIGHT + TIP_CLEARANCE + height])
                 return wrist_for_point(point, rot, np.array([*geo.pinch_point[:2], geo.reach_at_width(2 * MARKER_R)]))
 
             return target
 
         def pivot(key: str, step: float) -> Callable[[], Pose]:
-            """Tip the marker up by `step` about its lower end (which rests on the table), from
-            where the marker and the wrist are now: closed loop, so a lagging marker is not dragged."""
+            """Tip the marker up by `step` about its lower end (resting on the table or in the
+            canister), from where the marker and the wrist are now: closed loop, so a marker that
+            lags the hand is not dragged along its support."""
 
             def compute() -> Pose:
                 a, b = task.marker_ends(data)
                 centre, _ = task.marker_pose(data)
-                # The far end (away from the grip) stays down; the gripped end rises.
+                # The far end stays down; the near end rises.
                 low, high = (a, b) if (a - centre) @ self._once("mk_u", near_dir) < 0 else (b, a)
                 axis = (high - low) / np.linalg.norm(high - low)
                 horiz = axis * np.array([1.0, 1.0, 0.0])
@@ -196,7 +192,7 @@ class PenInBinExpert:
 
         def up(height: float) -> Callable[[], Pose]:
             def target() -> Pose:
-                p, r = self._once("mk_upright", lambda: self.env.commanded_wrist_pose(side))
+                p, r = self._once("mk_tipped", lambda: self.env.commanded_wrist_pose(side))
                 return p + np.array([0, 0, height]), r
 
             return target

@@ -101,12 +101,12 @@ def _closing_profile(
         data.qpos[qadr] = pre + a * (pinch - pre)
         mujoco.mj_kinematics(model, data)
         z, p = data.site_xmat[wrist].reshape(3, 3)[:, 2], data.site_xpos[wrist]
-        reaches.append(max(_extent(model, data, g, z) - float(z @ p) for gs in body_geoms for g in gs))
+        reaches.append(max(geom_extent(model, data, g, z) - float(z @ p) for gs in body_geoms for g in gs))
         gaps.append(min(mujoco.mj_geomDistance(model, data, g1, g2, 1.0, None) for g1 in thumb_geoms for g2 in partner_geoms))
     return np.array(gaps), np.maximum.accumulate(np.array(reaches))
 
 
-def _extent(model: mujoco.MjModel, data: mujoco.MjData, g: int, u: NDArray[np.float64]) -> float:
+def geom_extent(model: mujoco.MjModel, data: mujoco.MjData, g: int, u: NDArray[np.float64]) -> float:
     """The largest projection of geom `g`'s surface on the unit direction `u` (world frame)."""
     c, r, size = data.geom_xpos[g], data.geom_xmat[g].reshape(3, 3), model.geom_size[g]
     t = model.geom_type[g]

@@ -1,0 +1,42 @@
+"""Grasp geometry measured on the hand models, which the scripted experts place against objects."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import pytest
+
+from egosim.embodiment import SIDES, embodiment_names, get_embodiment
+from egosim.tasks.scripted import GraspGeometry, geom_extent
+
+
+@pytest.mark.parametrize("embodiment", list(embodiment_names()))
+@pytest.mark.parametrize("side", SIDES)
+def test_pinch_closes_and_reach_is_cumulative(embodiment: str, side: str) -> None:
+    geo = GraspGeometry.measure(get_embodiment(embodiment), side)
+    # Closing from pre_pinch to pinch narrows the thumb-to-partner gap down to (or past) contact.
+    assert geo.pinch_gap[0] > 0.03
+    assert geo.pinch_gap[-1] < 0.018 < geo.pinch_gap[0]
+    assert np.all(np.diff(geo.pinch_reach) >= 0)
+    # An object as thick as a marker is met before the end of closing, no deeper than the full reach.
+    assert geo.pinch_reach[0] <= geo.reach_at_width(0.018) <= geo.pinch_reach[-1]
+    # Wider than the open gap: met at once; thinner than the closed gap: the full reach.
+    assert geo.reach_at_width(1.0) == geo.pinch_reach[0]
+    assert geo.reach_at_width(-1.0) == geo.pinch_reach[-1]
+
+
+def test_extent_matches_the_geom_shapes() -> None:
+    model = mujoco.MjModel.from_xml_string(
+        """<mujoco><worldbody>
+             <geom name="s" type="sphere" size="0.1" pos="0 0 1"/>
+             <geom name="c" type="capsule" size="0.1 0.5" pos="0 0 2"/>
+             <geom name="b" type="box" size="0.1 0.2 0.3" pos="0 0 3" euler="0 90 0"/>
+           </worldbody></mujoco>"""
+    )
+    data = mujoco.MjData(model)
+    mujoco.mj_kinematics(model, data)
+    up = np.array([0.0, 0.0, 1.0])
+    assert geom_extent(model, data, model.geom("s").id, up) == pytest.approx(1.1)
+    assert geom_extent(model, data, model.geom("c").id, up) == pytest.approx(2.6)
+    # Turned 90 degrees about y: the box's x half-size now lies along z.
+    assert geom_extent(model, data, model.geom("b").id, up) == pytest.approx(3.1)
