@@ -93,10 +93,11 @@ UNITREE_DEX3 = register_embodiment(
         wrist_force=60.0,
         wrist_torque=8.0,
         # Right-hand values; the left hand's flexion signs are mirrored (its URDF convention), thumb_0 is not.
-        # open: thumb swung back 0.3 rad so it clears objects under the palm; pinch: tripod, thumb
-        # tip hooked (thumb_2) so that, closing from pre_pinch, it never dips below the point where
-        # it meets index and middle (found by a search over the model's kinematics: the straight
-        # thumb sweeps 18 mm below that point and hits the table); power: closes around a 35 mm-radius
+        # open: thumb swung back 0.3 rad so it clears objects under the palm. pre_pinch -> pinch: a
+        # tripod for thin objects lying on a table, found by a search over the model's kinematics:
+        # index and middle stay near vertical (their distal ends meet the object's side), the hooked
+        # thumb closes about 16 mm past contact with an 18 mm-thick object at the same depth, so
+        # the squeeze does not lift the fingertips up the object. power: closes around a 35 mm-radius
         # cylinder.
         grasp_poses={
             "open": _dex3_sides((0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0)),

@@ -65,8 +65,8 @@ def build_rig(embodiment: Embodiment, config: RigConfig = RigConfig()) -> mujoco
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
     spec.option.impratio = 10.0
     # MuJoCo's soft friction lets a held object creep out of a fingertip grasp under a steady
-    # load (a marker turned in a pinch slid out within a second); the no-slip pass removes
-    # that drift. Measured: the pen_in_bin Dex3 expert solves 0/20 evaluation states without it, 13/20 with.
+    # load (a marker tipped in a pinch slid out within a second); the no-slip pass removes that
+    # drift. Without it the pen_in_bin expert's marker pinch fails (see the issue #2 note).
     spec.option.noslip_iterations = 4
     spec.visual.global_.offwidth = max(1280, config.image_size[1])
     spec.visual.global_.offheight = max(960, config.image_size[0])

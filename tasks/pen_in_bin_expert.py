@@ -40,6 +40,13 @@ INSERT_OFFSET = 0.02  # lower the marker's end this far from the canister axis, 
 
 
 
+def _horizontal_unit(v: NDArray[np.float64]) -> NDArray[np.float64]:
+    """`v` projected on the table plane and normalised; zeros when `v` is (nearly) vertical."""
+    h = np.array([v[0], v[1], 0.0])
+    n = np.linalg.norm(h)
+    return h / n if n > 1e-6 else np.zeros(3)
+
+
 class PenInBinExpert:
     """Privileged-state expert; `act` returns a one-step chunk (1, action_dim)."""
 
@@ -54,7 +61,8 @@ class PenInBinExpert:
         self.pose = {}
         for s in SIDES:
             opened, pinch, power = (self.emb.grasp_pose(n, s) for n in ("open", "pinch", "power"))
-            # Targets past the contact pose make the fingers squeeze; clipped to the joint limits.
+            # The power target lies past the contact pose so the fingers squeeze (clipped to the
+            # joint limits); the embodiment's pinch pose already closes past contact.
             self.pose[s] = {
                 "open": opened,
                 "pinch": pinch,
@@ -157,8 +165,7 @@ class PenInBinExpert:
             """Unit vector along the marker toward the end that rises: the one nearer the robot,
             so the hand ends up leaning back toward it."""
             _, mrot = task.marker_pose(data)
-            u = mrot[:, 2] * np.array([1.0, 1.0, 0.0])
-            u /= np.linalg.norm(u)
+            u = _horizontal_unit(mrot[:, 2])
             return -u if u[0] > 0 else u
 
         def pinch_at(height: float) -> Callable[[], Pose]:
@@ -182,9 +189,8 @@ class PenInBinExpert:
                 # The far end stays down; the near end rises.
                 low, high = (a, b) if (a - centre) @ self._once("mk_u", near_dir) < 0 else (b, a)
                 axis = (high - low) / np.linalg.norm(high - low)
-                horiz = axis * np.array([1.0, 1.0, 0.0])
-                elev = np.arctan2(axis[2], np.linalg.norm(horiz))
-                turn = axis_angle_to_matrix(np.cross(horiz, [0.0, 0.0, 1.0]), min(step, np.pi / 2 - elev))
+                elev = np.arcsin(np.clip(axis[2], -1.0, 1.0))
+                turn = axis_angle_to_matrix(np.cross(_horizontal_unit(axis), [0.0, 0.0, 1.0]), min(step, np.pi / 2 - elev))
                 p, r = self.env.commanded_wrist_pose(side)
                 return low + turn @ (p - low), turn @ r
 
@@ -248,6 +254,4 @@ class PenInBinExpert:
         """The marker's lower end in the wrist frame, and the horizontal direction it leans away from."""
         low, high = self.task.marker_ends(self.env.data)
         wp, wr = self.env.wrist_pose("left")
-        d = (low - high) * np.array([1.0, 1.0, 0.0])
-        n = np.linalg.norm(d)
-        return wr.T @ (low - wp), (d / n if n > 1e-6 else np.zeros(3))
+        return wr.T @ (low - wp), _horizontal_unit(low - high)
