@@ -1,7 +1,12 @@
 """The `egosim` command line: the one module that imports every part (core, tasks, policies, eval).
 
-    egosim eval [key=value ...]   play a policy on tasks x embodiments (Hydra overrides of conf/eval.yaml)
-    egosim list                   registered env ids with their tags, embodiments and policy kinds
+    egosim eval [key=value ...]       play a policy on tasks x embodiments (Hydra overrides of conf/eval.yaml)
+    egosim validate [key=value ...]   eval, then the go/no-go gate before a real-robot session
+                                      (conf/validate.yaml; exit 0 = go, 1 = no-go)
+    egosim report [options]           Markdown + HTML + summary.json from the results store
+    egosim real add [options]         store one real-robot trial
+    egosim real import FILE.csv       store a CSV of real-robot trials (columns: egosim.eval.real)
+    egosim list                       registered env ids with their tags, embodiments and policy kinds
 
 Bad names and values end with a one-line error and exit status 2 (no traceback).
 """
@@ -10,16 +15,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from egosim.errors import EgosimError
 
 EXIT_USAGE = 2
 
 
-def _compose_eval_config(overrides: Sequence[str]):
+def _compose(config_name: str, overrides: Sequence[str]):
     from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
@@ -30,12 +37,14 @@ def _compose_eval_config(overrides: Sequence[str]):
 
     try:
         with initialize_config_module(config_module="egosim.conf", version_base=None):
-            cfg = compose("eval", overrides=list(overrides))
+            cfg = compose(config_name, overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
         msg = " ".join(str(exc).split())
         unknown = re.match(r"Could not override '([^']+)'", msg)
         what = f"unknown key {unknown.group(1)!r}" if unknown else f"bad override: {msg}"
         keys = ", ".join(f.name for f in dataclasses.fields(EvalConfig))
+        if config_name == "validate":
+            keys += ", gate.<threshold>"
         raise ConfigError(f"{what}; valid keys: {keys}") from None
     return OmegaConf.to_container(cfg, resolve=True)
 
@@ -43,8 +52,58 @@ def _compose_eval_config(overrides: Sequence[str]):
 def cmd_eval(overrides: Sequence[str]) -> int:
     from egosim.eval.runner import EvalConfig, run_eval
 
-    cfg = EvalConfig.from_mapping(_compose_eval_config(overrides))
+    cfg = EvalConfig.from_mapping(_compose("eval", overrides))
     run_eval(cfg)
+    return 0
+
+
+def cmd_validate(overrides: Sequence[str]) -> int:
+    from egosim.eval.runner import EvalConfig, run_eval
+    from egosim.eval.store import ResultsStore
+    from egosim.eval.validate import GateConfig, check
+
+    raw = _compose("validate", overrides)
+    gate = GateConfig.from_mapping(raw.pop("gate") or {})
+    cfg = EvalConfig.from_mapping(raw)
+    tasks = [r["task"] for r in run_eval(cfg)]
+    run_id = json.loads((Path(cfg.output_dir) / "run.json").read_text())["run_id"]
+    with ResultsStore(cfg.store_path) as store:
+        records = store.episodes(run_ids=[run_id], domain="sim")
+    verdict = check(records, gate, known_tasks=tasks)
+    print("\n" + "\n".join(verdict.lines()))
+    (Path(cfg.output_dir) / "verdict.json").write_text(json.dumps(dataclasses.asdict(verdict), indent=2) + "\n")
+    return 0 if verdict.go else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from egosim.eval.report import build_report, write_report
+
+    pairs = [tuple(p) for p in (args.compare or [])]
+    data = build_report(args.store, run_ids=args.run, labels=args.label, tasks=args.task, compare_pairs=pairs)
+    paths = write_report(data, args.out, title=args.title)
+    for c in data["overall"]:
+        print(f"{c['label']:<20} {c['domain']:<4} {c['dof']:>2}-DoF  n={c['n']:<4} success {100 * c['success_rate']:.0f}% "
+              f"mean score {c['mean_score']:.3f}")
+    print(f"wrote {paths['markdown']}, {paths['html']}, {paths['json']}")
+    return 0
+
+
+def cmd_real(args: argparse.Namespace) -> int:
+    from egosim.eval.real import import_csv, make_trial
+    from egosim.eval.store import ResultsStore
+
+    with ResultsStore(args.store) as store:
+        if args.real_command == "import":
+            result = import_csv(args.file, store, run_id=args.run_id)
+            print("\n".join(result.lines()))
+            return 0 if not result.rejected else 1
+        fields = {k: getattr(args, k) for k in ("task", "embodiment", "policy", "checkpoint", "trial", "milestones",
+                                                 "score", "success", "operator", "notes", "video")}
+        rec = make_trial({k: v for k, v in fields.items() if v is not None}, run_id=args.run_id)
+        added = store.add_episode(rec)
+    what = f"{rec['label']} {rec['task']} {rec['embodiment']} trial {rec['initial_state']}"
+    print(f"stored real trial {what}: score {rec['score']:.2f}, {'success' if rec['success'] else 'failure'}"
+          if added else f"trial {what} is already stored in {args.store}; nothing changed")
     return 0
 
 
@@ -71,8 +130,12 @@ def cmd_list(tag: str | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from egosim.eval.real import REAL_RUN_ID
+    from egosim.eval.runner import EvalConfig
+
+    default_store = str(EvalConfig().store_path)
     parser = argparse.ArgumentParser(prog="egosim", description="egosim: dexterous bimanual manipulation benchmark")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{eval,list}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{eval,validate,report,real,list}")
     p_eval = sub.add_parser(
         "eval", help="evaluate a policy (Hydra overrides, e.g. policy=random episodes=3)",
         description="Play a policy on tasks x embodiments and write DIR/summary.json. Overrides of "
@@ -80,6 +143,42 @@ def build_parser() -> argparse.ArgumentParser:
         "output_dir=DIR record_video=true max_steps=N",
     )
     p_eval.add_argument("overrides", nargs="*", metavar="key=value")
+    p_val = sub.add_parser(
+        "validate", help="eval a policy, then the go/no-go gate before a real-robot session",
+        description="Run the sim suite (eval overrides) and check the thresholds of egosim/conf/validate.yaml "
+        "(gate.min_score=0.6 gate.max_contact_force=150 ...). Exit 0 = go, 1 = no-go.",
+    )
+    p_val.add_argument("overrides", nargs="*", metavar="key=value")
+
+    p_rep = sub.add_parser("report", help="Markdown + HTML + summary.json from the results store")
+    p_rep.add_argument("--store", default=default_store, help=f"results store (default {default_store})")
+    p_rep.add_argument("--out", default="outputs/report", help="folder for report.md, report.html, summary.json")
+    p_rep.add_argument("--run", action="append", help="only these sim run ids (repeatable; real trials always)")
+    p_rep.add_argument("--label", action="append", help="only these policy labels (repeatable)")
+    p_rep.add_argument("--task", action="append", help="only these tasks (repeatable)")
+    p_rep.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
+                       help="report label A minus label B (repeatable; default: the two labels, if exactly two)")
+    p_rep.add_argument("--title", default="egosim report")
+
+    p_real = sub.add_parser("real", help="real-robot trials: add one, or import a CSV")
+    real_sub = p_real.add_subparsers(dest="real_command", required=True, metavar="{add,import}")
+    p_add = real_sub.add_parser("add", help="store one real-robot trial")
+    p_add.add_argument("--task", required=True)
+    p_add.add_argument("--embodiment", required=True)
+    p_add.add_argument("--policy", required=True, help="policy label, as in sim runs (e.g. pretrained)")
+    p_add.add_argument("--checkpoint", help="checkpoint name or hash")
+    p_add.add_argument("--trial", required=True, help="trial number (integer >= 0)")
+    p_add.add_argument("--milestones", help="reached milestones, separated by ';' or ','")
+    p_add.add_argument("--score", help="rubric score in [0, 1] (instead of, or consistent with, milestones)")
+    p_add.add_argument("--success", help="true/false (default with milestones: all reached)")
+    p_add.add_argument("--operator")
+    p_add.add_argument("--notes")
+    p_add.add_argument("--video", help="path or URL of the trial's recording")
+    p_imp = real_sub.add_parser("import", help="store the trials of a CSV file (bad rows are listed, good kept)")
+    p_imp.add_argument("file")
+    for p in (p_add, p_imp):
+        p.add_argument("--store", default=default_store, help=f"results store (default {default_store})")
+        p.add_argument("--run-id", default=REAL_RUN_ID, help="groups the trials of one robot session")
     p_list = sub.add_parser("list", help="registered env ids, tags and policy kinds")
     p_list.add_argument("--tag", default=None, help="only tasks with this tag (main, one_shot, g1, cloth)")
     return parser
@@ -90,6 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "eval":
             return cmd_eval(args.overrides)
+        if args.command == "validate":
+            return cmd_validate(args.overrides)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "real":
+            return cmd_real(args)
         return cmd_list(args.tag)
     except EgosimError as exc:
         print(f"egosim {args.command}: error: {exc}", file=sys.stderr)

@@ -18,7 +18,9 @@ class Policy(Protocol):
 
     `act` returns an array (H, action_dim) whose wrist parts are relative to the chunk's first frame
     (see `egosim.actions`); H = 1 makes chunk-relative and per-step actions the same thing.
-    `embodiments` lists the embodiment names the policy can drive (empty: any).
+    `embodiments` lists the embodiment names the policy can drive (empty: any). `reset(seed)` must
+    make the coming episode depend on `seed` alone (reseed any sampling), so an episode's result does
+    not depend on which worker of a parallel evaluation played it or what it played before.
     """
 
     embodiments: tuple[str, ...]

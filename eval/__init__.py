@@ -1,11 +1,17 @@
-"""Evaluation: the episode runner, scoring statistics and result files.
+"""Evaluation: episodes on local or Ray workers, the results store, statistics and reports.
 
-`egosim.eval.runner.run_eval(cfg)` plays (task x embodiment x initial state) episodes of one policy
-kind and writes `summary.json`, `episodes.jsonl` and `run.json`; `run_episode` is the per-episode unit a
-process pool can call. Statistics (Wilson intervals) live in `egosim.eval.stats`.
+- `egosim.eval.runner.run_eval(cfg)`: play (or resume) a run of one policy over tasks x embodiments x
+  fixed initial states, committing every episode to the SQLite store (`egosim.eval.store`).
+- `egosim.eval.episode.run_episode`: the unit of work; `egosim.eval.backends`: where it runs.
+- `egosim.eval.real`: real-robot trials (one from the command line, or a CSV), checked against rubrics.
+- `egosim.eval.report`: Markdown / HTML / JSON reports, sim and real side by side.
+- `egosim.eval.stats`: Wilson and bootstrap intervals, Pearson r and MMRV, the log scaling fit.
+- `egosim.eval.validate`: the go/no-go gate before a real-robot session.
 """
 
-from egosim.eval.runner import EvalConfig, run_episode, run_eval
+from egosim.eval.episode import run_episode
+from egosim.eval.runner import EvalConfig, run_eval
 from egosim.eval.stats import wilson_interval
+from egosim.eval.store import ResultsStore
 
-__all__ = ["EvalConfig", "run_episode", "run_eval", "wilson_interval"]
+__all__ = ["EvalConfig", "ResultsStore", "run_episode", "run_eval", "wilson_interval"]

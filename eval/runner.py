@@ -1,29 +1,30 @@
-"""The serial episode runner: one policy kind over tasks x embodiments x fixed initial states.
+"""The benchmark runner: one policy over tasks x embodiments x fixed initial states, into the store.
 
-For each (task, embodiment) the env is built once (state observations unless the policy needs
-images), then episode i plays the task's fixed evaluation initial state i with seed `seed + i`:
-`env.reset(seed=seed + i, options={"initial_state": i})`. The policy's chunks are converted to
-per-step actions with `egosim.actions.chunk_to_step_actions` and played until the env terminates or
-truncates (or `max_steps`, for smoke tests).
+`run_eval(cfg)` turns the config into a fixed list of episodes (task, embodiment, evaluation state
+i, seed + i: the list depends on the tasks, never on the worker count), skips those already in the
+results store under the same run id (so a killed run resumes where it stopped), plays the rest on a
+backend (`egosim.eval.backends`), commits each episode to the store as it ends, then writes this
+run's files from the store.
 
 Files written to `output_dir`:
     summary.json    a JSON list of rows, one per (task, embodiment): task, embodiment, dof, policy,
-                    episodes, success_rate, mean_score, plus success_ci95 (Wilson), n_success,
-                    n_unstable, mean_steps, wall_s and env_id.
-    episodes.jsonl  one JSON object per finished episode, appended as each one ends.
-    run.json        the configuration and the egosim / MuJoCo / Gymnasium / renderer versions.
+                    episodes, success_rate, mean_score, plus label, run_id, success_ci95 (Wilson),
+                    n_success, n_unstable, mean_steps, wall_s and env_id.
+    episodes.jsonl  this run's episodes, one JSON object per line, ordered by task, embodiment, state.
+    run.json        the configuration, run id, store path and the egosim / MuJoCo / Gymnasium /
+                    renderer versions.
     videos/<task>-<embodiment>-ep<k>.mp4   with record_video=true (ego camera, 20 fps).
-
-`run_episode` is the unit of work: it takes a built env and policy and returns the episode record,
-so a process pool (a later issue) can call it per worker.
+The store (`store`, SQLite) keeps every run's episodes and real-robot trials; `egosim report` reads it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
-import platform
+import re
+import secrets
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,17 +34,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from egosim.eval.backends import BACKENDS, EpisodeJob, run_jobs
+from egosim.eval.episode import run_episode
 from egosim.eval.stats import wilson_interval
-from egosim.policies import get_policy_kind, make_policy
+from egosim.eval.store import ResultsStore
+from egosim.eval.versions import versions
+from egosim.policies import get_policy_kind
 
-from egosim.actions import chunk_to_step_actions
 from egosim.embodiment import embodiment_names, get_embodiment
-from egosim.errors import ConfigError, InvalidActionError
-from egosim.policy import Policy
+from egosim.errors import ConfigError, InvalidChoiceError
 
 Log = Callable[[str], None]
 
 SUMMARY_KEYS = ("task", "embodiment", "dof", "policy", "episodes", "success_rate", "mean_score")
+# A rerun resumes a run id only with these settings unchanged (besides policy, label, checkpoint).
+RUN_IDENTITY = ("seed", "max_steps")
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
 
 
 @dataclass
@@ -54,9 +60,17 @@ class EvalConfig:
         tasks: Task names (`egosim.tasks.task_names()`), or ["all"].
         embodiments: Embodiment names (`egosim.embodiment.embodiment_names()`), or ["all"].
         policy: Policy kind (`egosim.policies.policy_kinds()`).
+        checkpoint: Checkpoint folder or file for policy kinds that load one; None otherwise.
+        label: Name of this policy in reports (e.g. "pretrained", "scratch"); default: the policy
+            kind, with the checkpoint's folder name when there is one.
         episodes: Episodes per (task, embodiment), on the task's evaluation states 0..episodes-1.
         seed: Episode i is reset with seed + i (and the policy with the same seed).
         output_dir: Folder for summary.json, episodes.jsonl, run.json and videos/.
+        store: Results store (SQLite) that every episode is committed to; None: `output_dir`/results.sqlite.
+        run_id: Resume this run (skip its stored episodes); None starts a new run with a fresh id.
+        workers: Parallel workers; 0 = one per CPU core (capped by the number of episodes).
+        backend: "local" (process pool) or "ray".
+        ray_address: A running Ray cluster for backend=ray; None starts a local Ray.
         record_video: Write an mp4 of the ego camera per episode (renders every step).
         max_steps: Cut episodes after this many env steps (None: play to the task's horizon).
     """
@@ -64,9 +78,16 @@ class EvalConfig:
     tasks: list[str] = field(default_factory=lambda: ["pen_in_bin"])
     embodiments: list[str] = field(default_factory=lambda: ["sharpa_wave", "unitree_dex3"])
     policy: str = "expert"
+    checkpoint: str | None = None
+    label: str | None = None
     episodes: int = 10
     seed: int = 0
     output_dir: str = "outputs/eval"
+    store: str | None = None
+    run_id: str | None = None
+    workers: int = 0
+    backend: str = "local"
+    ray_address: str | None = None
     record_video: bool = False
     max_steps: int | None = None
 
@@ -88,12 +109,16 @@ class EvalConfig:
     def validate(self) -> None:
         if not isinstance(self.policy, str):
             raise ConfigError(f"policy must be a name, got {self.policy!r}")
-        for key in ("episodes", "seed"):
+        for key in ("episodes", "seed", "workers"):
             val = getattr(self, key)
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)):
                 raise ConfigError(f"{key} must be an integer, got {val!r}")
         if self.episodes < 1:
             raise ConfigError(f"episodes must be >= 1, got {self.episodes}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0: one per CPU core), got {self.workers}")
+        if self.backend not in BACKENDS:
+            raise InvalidChoiceError("backend", self.backend, BACKENDS)
         if self.max_steps is not None and (isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int)
                                            or self.max_steps < 1):
             raise ConfigError(f"max_steps must be a positive integer or null, got {self.max_steps!r}")
@@ -101,6 +126,26 @@ class EvalConfig:
             raise ConfigError(f"record_video must be true or false, got {self.record_video!r}")
         if not self.tasks or not self.embodiments:
             raise ConfigError("tasks and embodiments must each name at least one entry")
+        for key in ("run_id", "label"):
+            val = getattr(self, key)
+            if val is not None and (not isinstance(val, str) or not _RUN_ID.match(val)):
+                raise ConfigError(f"{key} must be 1-128 characters of letters, digits and _.:@+-, got {val!r}")
+        if self.checkpoint is not None and not Path(self.checkpoint).exists():
+            raise ConfigError(f"checkpoint {self.checkpoint!r} does not exist")
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store) if self.store else Path(self.output_dir) / "results.sqlite"
+
+    @property
+    def policy_label(self) -> str:
+        if self.label:
+            return self.label
+        return f"{self.policy}:{Path(self.checkpoint).name}" if self.checkpoint else self.policy
+
+    def resolved_workers(self, n_jobs: int) -> int:
+        n = self.workers or (os.cpu_count() or 1)
+        return max(1, min(n, n_jobs))
 
 
 def _as_name_list(key: str, value: Any) -> list[str]:
@@ -125,7 +170,9 @@ def resolve_names(cfg: EvalConfig) -> tuple[list[str], list[str]]:
     embs = list(embodiment_names()) if cfg.embodiments == ["all"] else cfg.embodiments
     for name in embs:
         get_embodiment(name)
-    get_policy_kind(cfg.policy)
+    kind = get_policy_kind(cfg.policy)
+    if cfg.checkpoint is not None and not kind.takes_checkpoint:
+        raise ConfigError(f"policy kind {cfg.policy!r} takes no checkpoint (got checkpoint={cfg.checkpoint!r})")
     for name in tasks:
         available = len(get_task(name)().eval_initial_states())
         if cfg.episodes > available:
@@ -136,85 +183,74 @@ def resolve_names(cfg: EvalConfig) -> tuple[list[str], list[str]]:
     return tasks, embs
 
 
-def run_episode(
-    env: Any,
-    policy: Policy,
-    *,
-    initial_state: int,
-    seed: int,
-    max_steps: int | None = None,
-    video_path: str | os.PathLike[str] | None = None,
-    policy_name: str = "",
-) -> dict[str, Any]:
-    """Plays one episode from a fixed evaluation initial state and returns its record.
+def checkpoint_hash(path: str | os.PathLike[str] | None) -> str:
+    """sha256 (first 16 hex digits) over a checkpoint file, or over a folder's files and names.
 
-    The env must have been made with render_mode="rgb_array" when `video_path` is given.
+    Stored with every episode so that results name the exact weights, not just a path.
     """
-    base = env.unwrapped
-    dof = base.embodiment.dof
-    t0 = time.perf_counter()
-    obs, info = env.reset(seed=seed, options={"initial_state": initial_state})
-    policy.reset(seed=seed)
-    writer = _video_writer(video_path, fps=round(1.0 / base.control_dt)) if video_path else None
-    steps = 0
-    terminated = truncated = cut = False
-    warnings = 0
-    ret = 0.0
-    try:
-        if writer is not None:
-            writer.append_data(_frame(env))
-        while not (terminated or truncated or cut):
-            steps_of_chunk = chunk_to_step_actions(policy.act(obs), dof)
-            if len(steps_of_chunk) == 0:
-                raise InvalidActionError(f"policy returned an empty action chunk at step {steps}")
-            for action in steps_of_chunk:
-                obs, reward, terminated, truncated, info = env.step(action)
-                steps += 1
-                ret += float(reward)
-                warnings += int(info.get("mujoco_warnings", 0))
-                if writer is not None:
-                    writer.append_data(_frame(env))
-                cut = max_steps is not None and steps >= max_steps
-                if terminated or truncated or cut:
-                    break
-    finally:
-        if writer is not None:
-            writer.close()
-    success = bool(info["is_success"])
-    unstable = bool(info["sim_unstable"])
-    end = "success" if success else "unstable" if unstable else "terminated" if terminated else (
-        "horizon" if truncated else "max_steps")
-    return {
-        "task": base.task.name,
-        "embodiment": base.embodiment.name,
-        "dof": dof,
-        "policy": policy_name,
-        "initial_state": int(initial_state),
-        "seed": int(seed),
-        "score": float(info["score"]),
-        "success": success,
-        "milestones": {k: bool(v) for k, v in info["milestones"].items()},
-        "steps": steps,
-        "sim_unstable": unstable,
-        "mujoco_warnings": warnings,
-        "return": ret,
-        "end": end,
-        "wall_s": round(time.perf_counter() - t0, 3),
-    }
+    if path is None:
+        return ""
+    p = Path(path)
+    h = hashlib.sha256()
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 
-def _frame(env: Any) -> np.ndarray:
-    frame = env.render()
-    if frame is None:
-        raise ConfigError("record_video needs an env made with render_mode='rgb_array'")
-    return frame
+def new_run_id(label: str) -> str:
+    """A fresh run id: the label, UTC time and a random suffix (so two runs never collide)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    safe = re.sub(r"[^A-Za-z0-9_.@+-]", "-", label)[:80]
+    return f"{safe}-{stamp}-{secrets.token_hex(2)}"
 
 
-def _video_writer(path: str | os.PathLike[str], fps: int) -> Any:
-    import imageio.v2 as imageio
+def plan_jobs(cfg: EvalConfig, tasks: Sequence[str], embs: Sequence[str]) -> list[EpisodeJob]:
+    """The run's episode list, fixed by the config alone (task, embodiment, state i, seed + i)."""
+    out = Path(cfg.output_dir)
+    return [
+        EpisodeJob(
+            task=task, embodiment=emb, initial_state=i, seed=cfg.seed + i, policy=cfg.policy,
+            checkpoint=str(cfg.checkpoint or ""), policy_seed=cfg.seed, max_steps=cfg.max_steps,
+            video=str(out / "videos" / f"{task}-{emb}-ep{i}.mp4") if cfg.record_video else "",
+        )
+        for task in tasks for emb in embs for i in range(cfg.episodes)
+    ]
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return imageio.get_writer(str(path), format="FFMPEG", fps=fps, codec="libx264", macro_block_size=8)
+
+class Progress:
+    """A progress line with the live success rate: a redrawn bar on a terminal, one line per episode
+    otherwise (logs, CI)."""
+
+    def __init__(self, total: int, done: int, log: Log | None) -> None:
+        self.total, self.n, self.ok = total, done, 0
+        self.played = 0
+        self.log = log
+        self.tty = log is print and sys.stdout.isatty()
+        self.t0 = time.perf_counter()
+
+    def update(self, rec: Mapping[str, Any]) -> None:
+        self.n += 1
+        self.played += 1
+        self.ok += bool(rec["success"])
+        if self.log is None:
+            return
+        rate = f"success {self.ok}/{self.played} ({100 * self.ok / self.played:.0f}%)"
+        eta = (time.perf_counter() - self.t0) / self.played * (self.total - self.n)
+        what = (f"{rec['task']} {rec['embodiment']} state {rec['initial_state']}: score {rec['score']:.2f} "
+                f"{'success' if rec['success'] else rec['end']} in {rec['steps']} steps ({rec['wall_s']:.1f} s)")
+        if self.tty:
+            width = 24
+            fill = int(width * self.n / max(self.total, 1))
+            sys.stdout.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {self.n}/{self.total} {rate} eta {eta:.0f} s   ")
+            sys.stdout.flush()
+            if self.n == self.total:
+                sys.stdout.write("\n")
+        else:
+            self.log(f"[{self.n}/{self.total}] {rate} | {what}")
 
 
 def summarize(records: Sequence[Mapping[str, Any]], *, task: str, embodiment: str, dof: int, policy: str,
@@ -257,50 +293,10 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths]), *(line(b) for b in body)])
 
 
-def gl_renderer() -> str:
-    """The OpenGL renderer and version behind MuJoCo's offscreen contexts (best effort)."""
-    try:
-        import mujoco
-        from OpenGL import GL
-
-        ctx = mujoco.GLContext(16, 16)
-        try:
-            ctx.make_current()
-            return f"{GL.glGetString(GL.GL_RENDERER).decode()}; OpenGL {GL.glGetString(GL.GL_VERSION).decode()}"
-        finally:
-            ctx.free()
-    except Exception as exc:  # noqa: BLE001 - any backend failure is just recorded
-        return f"unavailable ({type(exc).__name__}: {exc})"
-
-
-def run_info(cfg: EvalConfig, renders: bool = False) -> dict[str, Any]:
-    """Versions and settings that a results file must carry (DESIGN.md: every report records them).
-
-    The OpenGL renderer is queried only when the run renders (state-only runs need no GL at all).
-    """
-    import gymnasium
-    import mujoco
-
-    import egosim
-
-    return {
-        "egosim": egosim.__version__,
-        "mujoco": mujoco.__version__,
-        "gymnasium": gymnasium.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "mujoco_gl": os.environ.get("MUJOCO_GL", "<unset>"),
-        "renderer": gl_renderer() if renders else "not used (state observations, no video)",
-        "argv": sys.argv,
-        "config": dataclasses.asdict(cfg),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def run_eval(cfg: EvalConfig | Mapping[str, Any], log: Log | None = print) -> list[dict[str, Any]]:
-    """Plays every (task, embodiment) pair of `cfg` serially; writes the result files; returns the rows."""
-    from egosim.tasks import env_id, make_env
+    """Plays (or resumes) a run; commits every episode to the store; writes the run's files; returns
+    the summary rows (one per task x embodiment, in config order)."""
+    from egosim.tasks import env_id
 
     if not isinstance(cfg, EvalConfig):
         cfg = EvalConfig.from_mapping(cfg)
@@ -309,52 +305,58 @@ def run_eval(cfg: EvalConfig | Mapping[str, Any], log: Log | None = print) -> li
     tasks, embs = resolve_names(cfg)
     kind = get_policy_kind(cfg.policy)
     emit = log or (lambda _msg: None)
+    label = cfg.policy_label
+    ckpt_hash = checkpoint_hash(cfg.checkpoint)
+    run_id = cfg.run_id or new_run_id(label)
+    info = {"run_id": run_id, "label": label, "store": str(cfg.store_path), "checkpoint_hash": ckpt_hash,
+            **versions(renders=cfg.record_video or kind.needs_images), "argv": sys.argv,
+            "config": dataclasses.asdict(cfg), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    info = run_info(cfg, renders=cfg.record_video or kind.needs_images)
     _write_json(out / "run.json", info)
     t_run = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    with open(out / "episodes.jsonl", "w") as episodes_file:
-        for task in tasks:
-            for emb in embs:
-                t_pair = time.perf_counter()
-                env = make_env(
-                    task, emb,
-                    obs_mode="rgb" if kind.needs_images else "state",
-                    privileged=kind.needs_privileged,
-                    render_mode="rgb_array" if cfg.record_video else None,
-                )
-                try:
-                    policy = make_policy(cfg.policy, env, seed=cfg.seed)
-                    records = []
-                    for i in range(cfg.episodes):
-                        video = out / "videos" / f"{task}-{emb}-ep{i}.mp4" if cfg.record_video else None
-                        rec = run_episode(env, policy, initial_state=i, seed=cfg.seed + i,
-                                          max_steps=cfg.max_steps, video_path=video, policy_name=cfg.policy)
-                        if video is not None:
-                            rec["video"] = str(video)
-                        records.append(rec)
-                        episodes_file.write(json.dumps(rec) + "\n")
-                        episodes_file.flush()
-                        emit(
-                            f"[{task} {emb} ep {i + 1}/{cfg.episodes}] score {rec['score']:.2f} "
-                            f"{'success' if rec['success'] else rec['end']} in {rec['steps']} steps "
-                            f"({rec['wall_s']:.1f} s)"
-                        )
-                finally:
-                    env.close()
-                rows.append(summarize(records, task=task, embodiment=emb, dof=env.embodiment.dof, policy=cfg.policy,
-                                      env_id=env_id(task, emb), wall_s=time.perf_counter() - t_pair))
-                _write_json(out / "summary.json", rows)  # partial results survive an interrupted run
+    with ResultsStore(cfg.store_path) as store:
+        store.begin_run(run_id, domain="sim", policy=cfg.policy, label=label, checkpoint=str(cfg.checkpoint or ""),
+                        checkpoint_hash=ckpt_hash, config=dataclasses.asdict(cfg), versions=info,
+                        identity=RUN_IDENTITY)
+        jobs = plan_jobs(cfg, tasks, embs)
+        stored = store.finished_keys(run_id)
+        todo = [j for j in jobs if j.key not in stored]
+        workers = cfg.resolved_workers(len(todo))
+        emit(f"run {run_id}: {len(jobs)} episodes, {len(jobs) - len(todo)} already in {cfg.store_path}, "
+             f"{len(todo)} to play on {workers} {cfg.backend} worker(s); if interrupted, resume with run_id={run_id}")
+        progress = Progress(len(jobs), len(jobs) - len(todo), log)
+        extra = {"run_id": run_id, "domain": "sim", "label": label, "checkpoint": str(cfg.checkpoint or ""),
+                 "checkpoint_hash": ckpt_hash}
+        for rec in run_jobs(todo, backend=cfg.backend, workers=workers, ray_address=cfg.ray_address):
+            store.add_episode({**rec, **extra})
+            progress.update(rec)
+        store.finish_run(run_id)
+        wanted = {j.key for j in jobs}
+        records = [r for r in store.episodes(run_ids=[run_id], domain="sim")
+                   if (r["task"], r["embodiment"], r["initial_state"], r["seed"]) in wanted]
+
+    order = {(t, e): k for k, (t, e) in enumerate((t, e) for t in tasks for e in embs)}
+    records.sort(key=lambda r: (order[(r["task"], r["embodiment"])], r["initial_state"]))
+    rows = []
+    for (task, emb) in order:
+        group = [r for r in records if (r["task"], r["embodiment"]) == (task, emb)]
+        row = summarize(group, task=task, embodiment=emb, dof=get_embodiment(emb).dof, policy=cfg.policy,
+                        env_id=env_id(task, emb))
+        rows.append({**row, "label": label, "run_id": run_id})
+    _write_json(out / "summary.json", rows)
+    with open(out / "episodes.jsonl", "w") as fh:
+        for r in records:
+            fh.write(json.dumps(r) + "\n")
     info["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     info["wall_s"] = round(time.perf_counter() - t_run, 2)
     _write_json(out / "run.json", info)
     emit("")
     emit(format_table(rows))
     videos = f", {out / 'videos'}/" if cfg.record_video else ""
-    emit(f"\nwrote {out / 'summary.json'}, {out / 'episodes.jsonl'}{videos}")
+    emit(f"\nwrote {out / 'summary.json'}, {out / 'episodes.jsonl'}{videos}; episodes stored in {cfg.store_path} "
+         f"(run {run_id})")
     return rows
 
 

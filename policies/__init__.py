@@ -17,7 +17,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from egosim.errors import InvalidChoiceError
+from egosim.errors import ConfigError, InvalidChoiceError
 from egosim.policy import Policy
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class PolicyKind:
         cls: Class name inside `module`; constructed as `cls(env, seed=seed)`.
         needs_images: The policy reads camera images (the env must run with obs_mode="rgb").
         needs_privileged: The policy reads `observation["privileged"]` (env built with privileged=True).
+        takes_checkpoint: The class is constructed as `cls(env, seed=seed, checkpoint=path)`.
         description: One line for `egosim list` and error messages.
     """
 
@@ -42,6 +43,7 @@ class PolicyKind:
     cls: str
     needs_images: bool = False
     needs_privileged: bool = False
+    takes_checkpoint: bool = False
     description: str = ""
 
     def load(self) -> type:
@@ -78,9 +80,18 @@ def get_policy_kind(name: str) -> PolicyKind:
         raise InvalidChoiceError("policy", name, _KINDS) from None
 
 
-def make_policy(kind: str, env: gym.Env, seed: int | None = None) -> Policy:
-    """Builds a policy of `kind` for `env` (imports the kind's module on first use)."""
-    return get_policy_kind(kind).load()(env, seed=seed)
+def make_policy(kind: str, env: gym.Env, seed: int | None = None, checkpoint: str | None = None) -> Policy:
+    """Builds a policy of `kind` for `env` (imports the kind's module on first use).
+
+    `checkpoint` is passed only to kinds that load one; giving it to any other kind is an error,
+    since silently ignoring it would report an untrained policy under a checkpoint's name.
+    """
+    record = get_policy_kind(kind)
+    if checkpoint is None:
+        return record.load()(env, seed=seed)
+    if not record.takes_checkpoint:
+        raise ConfigError(f"policy kind {kind!r} takes no checkpoint (got checkpoint={checkpoint!r})")
+    return record.load()(env, seed=seed, checkpoint=checkpoint)
 
 
 __all__ = ["Policy", "PolicyKind", "get_policy_kind", "make_policy", "policy_kinds", "register_policy"]

@@ -8,25 +8,29 @@ VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 STAMP="$VENV/.egosim-installed"
 
-# Rendering libraries: MuJoCo's EGL backend on Mesa's software renderer, OSMesa as the fallback.
-gl_pkgs=(libegl1 libgl1-mesa-dri libopengl0 libosmesa6)
-missing=()
-if command -v dpkg-query >/dev/null 2>&1; then
-  for p in "${gl_pkgs[@]}"; do
+# System packages, each group installed on its own so one failure does not block the other:
+# MuJoCo's EGL backend on Mesa's software renderer (OSMesa as the fallback), needed for cameras;
+# chromium, for the test that opens the HTML report headless (skipped without it).
+ensure_debs() {  # $1: what breaks without them; the rest: package names
+  local why="$1"; shift
+  local missing=()
+  command -v dpkg-query >/dev/null 2>&1 || return 0
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
-fi
-if [ ${#missing[@]} -gt 0 ]; then
+  [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing rendering libraries: ${missing[*]}"
+    echo "setup: installing ${missing[*]}"
     (apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
       || { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }) \
-      || echo "setup: WARNING could not install ${missing[*]}; camera observations will fail (state-only envs still work)"
+      || echo "setup: WARNING could not install ${missing[*]}; $why"
   else
-    echo "setup: WARNING missing rendering libraries: ${missing[*]}"
-    echo "       install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}"
+    echo "setup: WARNING missing ${missing[*]}; $why"
+    echo "       install with: sudo apt-get install -y --no-install-recommends ${missing[*]}"
   fi
-fi
+}
+ensure_debs "camera observations will fail (state-only envs still work)" libegl1 libgl1-mesa-dri libopengl0 libosmesa6
+ensure_debs "the test that opens the HTML report in a browser is skipped" chromium
 
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ]; then
   exit 0

@@ -57,7 +57,7 @@ def test_eval_is_reproducible(tmp_path: Path) -> None:
     cfg = {"embodiments": ["unitree_dex3"], "policy": "random", "episodes": 2, "max_steps": 30, "seed": 4}
     a = run_eval({**cfg, "output_dir": str(tmp_path / "a")}, log=None)
     b = run_eval({**cfg, "output_dir": str(tmp_path / "b")}, log=None)
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("wall_s", "run_id")} for r in rows]  # noqa: E731
     assert strip(a) == strip(b)
 
 

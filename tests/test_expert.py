@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import egosim.tasks
 import pytest
-from egosim.eval.runner import run_episode
+from egosim.eval.episode import run_episode
 from egosim.policies import get_policy_kind, make_policy
 
 from egosim.embodiment import embodiment_names
