@@ -34,6 +34,14 @@ class ConfigError(EgosimError, ValueError):
     """A configuration value outside its valid range."""
 
 
+def reject_unknown_keys(given: Iterable[str], known: Iterable[str], what: str) -> None:
+    """Raises `ConfigError` listing the unknown keys and the valid ones (config dataclasses use it)."""
+    valid = sorted(known)
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown {what} keys {unknown}; valid keys: {', '.join(valid)}")
+
+
 class AssetError(EgosimError, FileNotFoundError):
     """A model file or a named MJCF element that cannot be found."""
 

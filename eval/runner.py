@@ -42,7 +42,7 @@ from egosim.eval.versions import versions
 from egosim.policies import get_policy_kind
 
 from egosim.embodiment import embodiment_names, get_embodiment
-from egosim.errors import ConfigError, InvalidChoiceError
+from egosim.errors import ConfigError, InvalidChoiceError, reject_unknown_keys
 
 Log = Callable[[str], None]
 
@@ -94,10 +94,7 @@ class EvalConfig:
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> EvalConfig:
         """Builds a config from a dict or an OmegaConf DictConfig, checking keys and types."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"unknown eval config keys {unknown}; valid keys: {', '.join(sorted(known))}")
+        reject_unknown_keys(cfg, (f.name for f in dataclasses.fields(cls)), "eval config")
         kw = {k: cfg[k] for k in cfg}
         for key in ("tasks", "embodiments"):
             if key in kw:

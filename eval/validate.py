@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from egosim.errors import ConfigError
+from egosim.errors import ConfigError, reject_unknown_keys
 
 
 @dataclass
@@ -59,10 +59,7 @@ class GateConfig:
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> GateConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ConfigError(f"unknown gate keys {unknown}; valid keys: {', '.join(sorted(known))}")
+        reject_unknown_keys(cfg, (f.name for f in dataclasses.fields(cls)), "gate")
         kw = dict(cfg)
         if "task_min_score" in kw:
             kw["task_min_score"] = dict(kw["task_min_score"] or {})
