@@ -60,13 +60,13 @@ class PenInBinExpert:
         lim = {s: self.emb.joint_limits(s) for s in SIDES}
         self.pose = {}
         for s in SIDES:
-            opened, pinch, power = (self.emb.grasp_pose(n, s) for n in ("open", "pinch", "power"))
-            # The power target lies past the contact pose so the fingers squeeze (clipped to the
+            opened, pinch, claw = (self.emb.grasp_pose(n, s) for n in ("open", "pinch", "claw"))
+            # The claw target lies past the contact pose so the fingers squeeze (clipped to the
             # joint limits); the embodiment's pinch pose already closes past contact.
             self.pose[s] = {
                 "open": opened,
                 "pinch": pinch,
-                "power": np.clip(opened + 1.25 * (power - opened), lim[s][:, 0], lim[s][:, 1]),
+                "claw": np.clip(opened + 1.25 * (claw - opened), lim[s][:, 0], lim[s][:, 1]),
                 "pre_pinch": self.emb.grasp_pose("pre_pinch", s),
             }
         self.reset()
@@ -117,7 +117,7 @@ class PenInBinExpert:
         def over(clearance: float) -> Pose:
             base, _ = task.canister_pose(data)
             point = base + np.array([0, 0, CAN_H + clearance])
-            hand_point = np.array([geo.power_center[0], geo.power_center[1], rim_gap])
+            hand_point = np.array([geo.claw_center[0], geo.claw_center[1], rim_gap])
             return wrist_for_point(point, rot, hand_point)
 
         def carry(height: float) -> Callable[[], Pose]:
@@ -129,10 +129,15 @@ class PenInBinExpert:
             return target
 
         def up() -> Pose:
+            """Straight up until the opened fingers clear the rim."""
             p, r = self._once("can_release", lambda: self.env.commanded_wrist_pose(side))
-            return p + np.array([0, 0, 0.12]), r
+            return p + np.array([0, 0, 0.06]), r
 
-        grip = self._hand(side, "power")
+        def home() -> Pose:
+            """Back to the home pose: out of the way of the hand that brings the marker."""
+            return np.asarray(self.emb.home_wrist_pos[side], dtype=np.float64), HOME_WRIST_MAT
+
+        grip = self._hand(side, "claw")
         hold = lambda: self._once("can_closed", lambda: over(0.0))  # noqa: E731
         return [
             Stage("above", lambda: over(0.06), self._hand(side, "open"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
@@ -141,8 +146,9 @@ class PenInBinExpert:
             Stage("lift", carry(CARRY_LIFT), grip, speed=0.5, max_s=3.0, hand_blend_s=0.01),
             Stage("lower", carry(0.006), grip, speed=0.3, max_s=3.0, tol_pos=0.004, hand_blend_s=0.01),
             Stage("release", lambda: self._once("can_release", lambda: self.env.commanded_wrist_pose(side)), self._hand(side, "open"), min_s=0.6, hand_blend_s=0.4),
-            Stage("retreat", up, self._hand(side, "open"), speed=0.6),
-            Stage("done", up, self._hand(side, "open"), max_s=1e9, done=lambda: False),
+            Stage("lift_off", up, self._hand(side, "open"), speed=0.6),
+            Stage("retreat", home, self._hand(side, "open"), speed=0.6, max_s=3.0, tol_pos=0.02),
+            Stage("done", home, self._hand(side, "open"), max_s=1e9, done=lambda: False),
         ]
 
     # ------------------------------------------------------------------ left hand: marker
@@ -224,7 +230,8 @@ class PenInBinExpert:
             return p + np.array([0, 0, 0.1]), r
 
         def canister_ready() -> bool:
-            return self.scripts["right"].at("retreat")
+            """The canister stands on the square and the right hand is out of the way."""
+            return self.scripts["right"].at("done")
 
         grip = self._hand(side, "pinch")
         tilt = [

@@ -44,7 +44,7 @@ def test_expert_lifts_the_canister_through_physics(embodiment: str) -> None:
     assert not any(r["sim_unstable"] or r["mujoco_warnings"] for r in records)
 
 
-_NOT_YET = {"sharpa_wave": "the Sharpa canister grasp tips the canister on lift (issue #2 note)"}
+_NOT_YET: dict[str, str] = {}  # embodiment -> why its full solve is a strict xfail for now
 
 
 @pytest.mark.parametrize(
