@@ -1,15 +1,18 @@
 """Scripted expert for pen_in_bin, written once against semantic handles (any embodiment).
 
-Right hand: a top-down power grasp across the canister (palm just above the rim, the grasp's
-centre, measured on the hand model, on the canister's axis), lift, carry over the green square, set
-down, open, back off.
+Right hand: a top-down claw around the canister (palm just above the rim, the fingertips down the
+far wall and the opposed thumb down the near wall; the claw's centre, measured on the hand model, on
+the canister's axis), lift, carry over the green square, set down, open, lift the fingers off the
+rim and go back to the home pose, out of the left hand's way. A grasp that does not oppose the thumb
+(fingers hooked over one wall) tips the canister on lift.
 
 Left hand, meanwhile: a top-down pinch of the marker at its middle, the hand yawed so the pinch
 closes across the marker and as low as the fingertips can go without touching the table, so the
 fingertips meet the marker at its equator. Turning a marker upright in the air slides it out of a
 fingertip pinch, so the hand tips it up about its far end, which stays on the table (closed loop,
 15 degrees a step, from where the marker really is), lifts it leaning at 30 degrees, waits for the
-canister to stand on the square, lowers the marker's lower end into the canister near the far wall,
+canister to stand on the square and the right hand to be home (a large hand on its way out can knock
+the marker out of the pinch), lowers the marker's lower end into the canister near the far wall,
 tips it steeper about that end, then opens slowly and backs the fingers off it. Everything moves
 through physics: the wrists follow speed-limited targets, the fingers squeeze.
 """
@@ -111,7 +114,7 @@ class PenInBinExpert:
         side, geo = "right", self.geo["right"]
         task, data = self.task, self.env.data
         rot = HOME_WRIST_MAT  # palm down, fingers forward: a top-down grasp across the canister
-        # The rim sits just below the palm; the power grasp's centre lies on the canister's axis.
+        # The rim sits just below the palm; the claw's centre lies on the canister's axis.
         rim_gap = geo.palm_center[2] + 0.012
 
         def over(clearance: float) -> Pose:

@@ -1,7 +1,7 @@
 """A toolkit for scripted experts: wrist stage machines and grasp geometry from semantic handles.
 
 Experts are written once per task against what an `Embodiment` declares (grasp poses, fingertip,
-wrist and palm sites). Grasp geometry (where a pinch closes, where a power grasp holds a cylinder) is
+wrist and palm sites). Grasp geometry (where a pinch closes, where a claw holds a cylinder) is
 measured on the hand model by forward kinematics, so the same expert drives any hand.
 """
 

@@ -2,7 +2,7 @@
 
 Fast (default suite): the canister lift on 2 evaluation initial states and a full solve of state 0 per
 embodiment. Slow (`make test-slow`): >= 90% of all 50 evaluation initial states per embodiment (the
-acceptance figure; it fails today, see the issue #2 note).
+acceptance figure).
 """
 
 from __future__ import annotations
