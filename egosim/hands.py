@@ -53,7 +53,9 @@ SHARPA_WAVE = register_embodiment(
         wrist_torque=15.0,
         # Measured on the model (assets/sharpa_wave/README.md). pinch: thumb pad meets the index pad
         # (sites 2.3 mm apart, pad normals 153 deg apart); pre_pinch: 30 % of the way there; power: the
-        # pose the fingers settle in around a 35 mm-radius cylinder held against the palm.
+        # pose the fingers settle in around a 35 mm-radius cylinder held against the palm; claw: palm
+        # down over an 80 mm-wide object, the four fingertips down its far side and the opposed thumb
+        # tip down its near side, 7 cm below the wrist.
         grasp_poses={
             "open": _mirror((0.0,) * 22),
             "pre_pinch": _mirror(
@@ -65,6 +67,9 @@ SHARPA_WAVE = register_embodiment(
             "power": _mirror(
                 (-0.14, -0.06, 0.75, 0.07, 1.08, 1.09, -0.01, 0.41, 0.91, 1.18, -0.02, 0.29, 0.94,
                  1.03, -0.02, 0.39, 0.99, 0.09, 0.85, 0.04, 0.70, 0.66)
+            ),
+            "claw": _mirror(
+                (1.27, -0.35, 1.01, -0.35, 1.47) + (0.55, 0.0, 0.5, 0.35) * 3 + (0.0, 0.55, 0.0, 0.5, 0.35)
             ),
         },
         keypoint_map={
@@ -98,12 +103,14 @@ UNITREE_DEX3 = register_embodiment(
         # index and middle stay near vertical (their distal ends meet the object's side), the hooked
         # thumb closes about 16 mm past contact with an 18 mm-thick object at the same depth, so
         # the squeeze does not lift the fingertips up the object. power: closes around a 35 mm-radius
-        # cylinder.
+        # cylinder; from above, the same pose is already a claw (thumb down one side of an 80 mm-wide
+        # object, index and middle down the other), so claw = power.
         grasp_poses={
             "open": _dex3_sides((0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0)),
             "pre_pinch": _dex3_sides((0.0, 0.72, -1.5, 1.3, 0.3, 1.3, 0.3)),
             "pinch": _dex3_sides((0.0, 0.285, -1.35, 1.57, 0.3, 1.57, 0.3)),
             "power": _dex3_sides((0.0, -0.19, -0.43, 0.51, 0.98, 0.51, 0.98)),
+            "claw": _dex3_sides((0.0, -0.19, -0.43, 0.51, 0.98, 0.51, 0.98)),
         },
         keypoint_map={"wrist": "wrist", "thumb_tip": "thumb_tip", "index_tip": "index_tip", "middle_tip": "middle_tip"},
         tags=frozenset({"g1", "7dof"}),

@@ -1,15 +1,18 @@
 """Scripted expert for pen_in_bin, written once against semantic handles (any embodiment).
 
-Right hand: a top-down power grasp across the canister (palm just above the rim, the grasp's
-centre, measured on the hand model, on the canister's axis), lift, carry over the green square, set
-down, open, back off.
+Right hand: a top-down claw around the canister (palm just above the rim, the fingertips down the
+far wall and the opposed thumb down the near wall; the claw's centre, measured on the hand model, on
+the canister's axis), lift, carry over the green square, set down, open, lift the fingers off the
+rim and go back to the home pose, out of the left hand's way. A grasp that does not oppose the thumb
+(fingers hooked over one wall) tips the canister on lift.
 
 Left hand, meanwhile: a top-down pinch of the marker at its middle, the hand yawed so the pinch
 closes across the marker and as low as the fingertips can go without touching the table, so the
 fingertips meet the marker at its equator. Turning a marker upright in the air slides it out of a
 fingertip pinch, so the hand tips it up about its far end, which stays on the table (closed loop,
 15 degrees a step, from where the marker really is), lifts it leaning at 30 degrees, waits for the
-canister to stand on the square, lowers the marker's lower end into the canister near the far wall,
+canister to stand on the square and the right hand to be home (a large hand on its way out can knock
+the marker out of the pinch), lowers the marker's lower end into the canister near the far wall,
 tips it steeper about that end, then opens slowly and backs the fingers off it. Everything moves
 through physics: the wrists follow speed-limited targets, the fingers squeeze.
 """
@@ -60,13 +63,13 @@ class PenInBinExpert:
         lim = {s: self.emb.joint_limits(s) for s in SIDES}
         self.pose = {}
         for s in SIDES:
-            opened, pinch, power = (self.emb.grasp_pose(n, s) for n in ("open", "pinch", "power"))
-            # The power target lies past the contact pose so the fingers squeeze (clipped to the
+            opened, pinch, claw = (self.emb.grasp_pose(n, s) for n in ("open", "pinch", "claw"))
+            # The claw target lies past the contact pose so the fingers squeeze (clipped to the
             # joint limits); the embodiment's pinch pose already closes past contact.
             self.pose[s] = {
                 "open": opened,
                 "pinch": pinch,
-                "power": np.clip(opened + 1.25 * (power - opened), lim[s][:, 0], lim[s][:, 1]),
+                "claw": np.clip(opened + 1.25 * (claw - opened), lim[s][:, 0], lim[s][:, 1]),
                 "pre_pinch": self.emb.grasp_pose("pre_pinch", s),
             }
         self.reset()
@@ -111,13 +114,13 @@ class PenInBinExpert:
         side, geo = "right", self.geo["right"]
         task, data = self.task, self.env.data
         rot = HOME_WRIST_MAT  # palm down, fingers forward: a top-down grasp across the canister
-        # The rim sits just below the palm; the power grasp's centre lies on the canister's axis.
+        # The rim sits just below the palm; the claw's centre lies on the canister's axis.
         rim_gap = geo.palm_center[2] + 0.012
 
         def over(clearance: float) -> Pose:
             base, _ = task.canister_pose(data)
             point = base + np.array([0, 0, CAN_H + clearance])
-            hand_point = np.array([geo.power_center[0], geo.power_center[1], rim_gap])
+            hand_point = np.array([geo.claw_center[0], geo.claw_center[1], rim_gap])
             return wrist_for_point(point, rot, hand_point)
 
         def carry(height: float) -> Callable[[], Pose]:
@@ -129,10 +132,15 @@ class PenInBinExpert:
             return target
 
         def up() -> Pose:
+            """Straight up until the opened fingers clear the rim."""
             p, r = self._once("can_release", lambda: self.env.commanded_wrist_pose(side))
-            return p + np.array([0, 0, 0.12]), r
+            return p + np.array([0, 0, 0.06]), r
 
-        grip = self._hand(side, "power")
+        def home() -> Pose:
+            """Back to the home pose: out of the way of the hand that brings the marker."""
+            return np.asarray(self.emb.home_wrist_pos[side], dtype=np.float64), HOME_WRIST_MAT
+
+        grip = self._hand(side, "claw")
         hold = lambda: self._once("can_closed", lambda: over(0.0))  # noqa: E731
         return [
             Stage("above", lambda: over(0.06), self._hand(side, "open"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
@@ -141,8 +149,9 @@ class PenInBinExpert:
             Stage("lift", carry(CARRY_LIFT), grip, speed=0.5, max_s=3.0, hand_blend_s=0.01),
             Stage("lower", carry(0.006), grip, speed=0.3, max_s=3.0, tol_pos=0.004, hand_blend_s=0.01),
             Stage("release", lambda: self._once("can_release", lambda: self.env.commanded_wrist_pose(side)), self._hand(side, "open"), min_s=0.6, hand_blend_s=0.4),
-            Stage("retreat", up, self._hand(side, "open"), speed=0.6),
-            Stage("done", up, self._hand(side, "open"), max_s=1e9, done=lambda: False),
+            Stage("lift_off", up, self._hand(side, "open"), speed=0.6),
+            Stage("retreat", home, self._hand(side, "open"), speed=0.6, max_s=3.0, tol_pos=0.02),
+            Stage("done", home, self._hand(side, "open"), max_s=1e9, done=lambda: False),
         ]
 
     # ------------------------------------------------------------------ left hand: marker
@@ -224,7 +233,8 @@ class PenInBinExpert:
             return p + np.array([0, 0, 0.1]), r
 
         def canister_ready() -> bool:
-            return self.scripts["right"].at("retreat")
+            """The canister stands on the square and the right hand is out of the way."""
+            return self.scripts["right"].at("done")
 
         grip = self._hand(side, "pinch")
         tilt = [

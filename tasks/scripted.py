@@ -1,7 +1,7 @@
 """A toolkit for scripted experts: wrist stage machines and grasp geometry from semantic handles.
 
 Experts are written once per task against what an `Embodiment` declares (grasp poses, fingertip,
-wrist and palm sites). Grasp geometry (where a pinch closes, where a power grasp holds a cylinder) is
+wrist and palm sites). Grasp geometry (where a pinch closes, where a claw holds a cylinder) is
 measured on the hand model by forward kinematics, so the same expert drives any hand.
 """
 
@@ -28,8 +28,8 @@ class GraspGeometry:
     Attributes:
         pinch_point: Where the thumb meets the opposing fingertips in the `pinch` pose (wrist frame).
         pinch_axis: Unit thumb -> opposing-fingers direction in the `open` pose (the closing direction).
-        power_center: Midpoint between the thumb tip and the other fingertips in the `power` pose: where
-            the axis of a vertical cylinder sits in a top-down power grasp (wrist frame).
+        claw_center: Midpoint between the thumb tip and the other fingertips in the `claw` pose: where
+            the axis of a vertical cylinder sits in a top-down claw grasp (wrist frame).
         palm_center: The palm-centre site (wrist frame).
         pinch_gap: Free gap between the thumb's and its partners' fingertip links at evenly spaced
             steps of closing from `pre_pinch` to `pinch` (joint-space interpolation).
@@ -39,7 +39,7 @@ class GraspGeometry:
 
     pinch_point: NDArray[np.float64]
     pinch_axis: NDArray[np.float64]
-    power_center: NDArray[np.float64]
+    claw_center: NDArray[np.float64]
     palm_center: NDArray[np.float64]
     pinch_gap: NDArray[np.float64]
     pinch_reach: NDArray[np.float64]
@@ -67,7 +67,7 @@ class GraspGeometry:
             r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
             return {s: r.T @ (data.site_xpos[model.site(s).id] - p) for s in emb.fingertip_sites + (emb.palm_site,)}
 
-        closed, opened, power = tips("pinch"), tips("open"), tips("power")
+        closed, opened, claw = tips("pinch"), tips("open"), tips("claw")
         thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
         # The opposing fingers are those that close onto the thumb in the pinch pose.
         partners = [f for f in fingers if np.linalg.norm(closed[f] - closed[thumb]) < 0.035] or [fingers[0]]
@@ -77,7 +77,7 @@ class GraspGeometry:
         return cls(
             pinch_point=meet,
             pinch_axis=axis / np.linalg.norm(axis),
-            power_center=0.5 * (power[thumb] + np.mean([power[f] for f in fingers], axis=0)),
+            claw_center=0.5 * (claw[thumb] + np.mean([claw[f] for f in fingers], axis=0)),
             palm_center=opened[emb.palm_site],
             pinch_gap=gap,
             pinch_reach=reach,

@@ -2,7 +2,7 @@
 
 Fast (default suite): the canister lift on 2 evaluation initial states and a full solve of state 0 per
 embodiment. Slow (`make test-slow`): >= 90% of all 50 evaluation initial states per embodiment (the
-acceptance figure; it fails today, see the issue #2 note).
+acceptance figure).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def test_expert_lifts_the_canister_through_physics(embodiment: str) -> None:
     assert not any(r["sim_unstable"] or r["mujoco_warnings"] for r in records)
 
 
-_NOT_YET = {"sharpa_wave": "the Sharpa canister grasp tips the canister on lift (issue #2 note)"}
+_NOT_YET: dict[str, str] = {}  # embodiment -> why its full solve is a strict xfail for now
 
 
 @pytest.mark.parametrize(

@@ -40,3 +40,14 @@ def test_extent_matches_the_geom_shapes() -> None:
     assert geom_extent(model, data, model.geom("c").id, up) == pytest.approx(2.6)
     # Turned 90 degrees about y: the box's x half-size now lies along z.
     assert geom_extent(model, data, model.geom("b").id, up) == pytest.approx(3.1)
+
+
+@pytest.mark.parametrize("embodiment", list(embodiment_names()))
+@pytest.mark.parametrize("side", SIDES)
+def test_claw_reaches_past_the_palm(embodiment: str, side: str) -> None:
+    """With the palm just above a canister's rim, the claw's centre (the canister's axis) lies ahead of
+    the palm centre and several centimetres below the palm, so the fingertips and thumb grip the walls."""
+    geo = GraspGeometry.measure(get_embodiment(embodiment), side)
+    assert geo.claw_center[0] > geo.palm_center[0] + 0.02
+    assert geo.claw_center[2] > geo.palm_center[2] + 0.03
+    assert abs(geo.claw_center[1]) < 0.02
