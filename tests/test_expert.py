@@ -44,16 +44,7 @@ def test_expert_lifts_the_canister_through_physics(embodiment: str) -> None:
     assert not any(r["sim_unstable"] or r["mujoco_warnings"] for r in records)
 
 
-_NOT_YET: dict[str, str] = {}  # embodiment -> why its full solve is a strict xfail for now
-
-
-@pytest.mark.parametrize(
-    "embodiment",
-    [
-        pytest.param(e, marks=pytest.mark.xfail(strict=True, reason=_NOT_YET[e])) if e in _NOT_YET else e
-        for e in EMBODIMENTS
-    ],
-)
+@pytest.mark.parametrize("embodiment", EMBODIMENTS)
 def test_expert_solves_an_evaluation_state(embodiment: str) -> None:
     """End to end on evaluation state 0: every milestone, and success (canister standing on the
     square with the marker at rest inside it, both released) at one instant."""
