@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export MUJOCO_GL ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup eval test test-slow bench clean
+.PHONY: setup eval test test-slow bench bench-eval clean
 
 setup:
 	@VENV=$(VENV) bash scripts/setup.sh
@@ -21,6 +21,9 @@ test-slow: setup
 
 bench: setup
 	$(PY) benchmarks/env_step.py $(ARGS)
+
+bench-eval: setup
+	$(PY) benchmarks/eval.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

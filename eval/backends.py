@@ -153,9 +153,9 @@ def _run_ray(jobs: Sequence[EpisodeJob], workers: int, address: str | None) -> I
         raise ConfigError("backend=ray needs the `ray` package: pip install 'egosim[ray]'") from None
     started = not ray.is_initialized()
     if started:
-        gl = os.environ.get("MUJOCO_GL", "egl")
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                  "runtime_env": {"env_vars": {"MUJOCO_GL": gl}}}
+        # No runtime_env: Ray would start a fresh worker pool for it (seconds), and workers need none,
+        # since importing egosim picks the headless GL backend (MUJOCO_GL) inside each of them.
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address is None:
             kwargs["num_cpus"] = max(1, workers)
         ray.init(address=address, **kwargs)
