@@ -70,9 +70,7 @@ def play_job(job: EpisodeJob) -> dict[str, Any]:
     renders = bool(job.video) or kind.needs_images
     key = (job.task, job.embodiment, job.policy, job.checkpoint, job.policy_seed, bool(job.video))
     if key not in _CACHE:
-        for env, _ in _CACHE.values():  # one env per worker at a time: envs with cameras hold GL contexts
-            env.close()
-        _CACHE.clear()
+        _close_cached()  # one env per worker at a time: envs with cameras hold GL contexts
         env = make_env(
             job.task, job.embodiment,
             obs_mode="rgb" if kind.needs_images else "state",
@@ -91,6 +89,12 @@ def play_job(job: EpisodeJob) -> dict[str, Any]:
     rec["mujoco_version"] = mujoco.__version__
     rec["renderer"] = _RENDERER[0] if renders else "none (state observations)"
     return rec
+
+
+def _close_cached() -> None:
+    for env, _ in _CACHE.values():
+        env.close()
+    _CACHE.clear()
 
 
 def _init_worker(mujoco_gl: str, parent: int) -> None:
@@ -123,8 +127,11 @@ def run_jobs(
     if backend == "ray":
         yield from _run_ray(jobs, workers, ray_address)
     elif workers <= 1:
-        for job in jobs:
-            yield play_job(job)
+        try:
+            for job in jobs:
+                yield play_job(job)
+        finally:
+            _close_cached()  # in this process the cache would otherwise outlive the run
     else:
         yield from _run_pool(jobs, workers)
 
