@@ -65,8 +65,8 @@ def cmd_validate(overrides: Sequence[str]) -> int:
     raw = _compose("validate", overrides)
     gate = GateConfig.from_mapping(raw.pop("gate") or {})
     cfg = EvalConfig.from_mapping(raw)
-    tasks = [r["task"] for r in run_eval(cfg)]
-    run_id = json.loads((Path(cfg.output_dir) / "run.json").read_text())["run_id"]
+    rows = run_eval(cfg)
+    tasks, run_id = [r["task"] for r in rows], rows[0]["run_id"]
     with ResultsStore(cfg.store_path) as store:
         records = store.episodes(run_ids=[run_id], domain="sim")
     verdict = check(records, gate, known_tasks=tasks)

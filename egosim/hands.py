@@ -80,6 +80,8 @@ SHARPA_WAVE = register_embodiment(
     )
 )
 
+_DEX3_POWER = (0.0, -0.19, -0.43, 0.51, 0.98, 0.51, 0.98)  # also Dex3's claw (see its grasp_poses comment)
+
 UNITREE_DEX3 = register_embodiment(
     Embodiment(
         name="unitree_dex3",
@@ -109,8 +111,8 @@ UNITREE_DEX3 = register_embodiment(
             "open": _dex3_sides((0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0)),
             "pre_pinch": _dex3_sides((0.0, 0.72, -1.5, 1.3, 0.3, 1.3, 0.3)),
             "pinch": _dex3_sides((0.0, 0.285, -1.35, 1.57, 0.3, 1.57, 0.3)),
-            "power": _dex3_sides((0.0, -0.19, -0.43, 0.51, 0.98, 0.51, 0.98)),
-            "claw": _dex3_sides((0.0, -0.19, -0.43, 0.51, 0.98, 0.51, 0.98)),
+            "power": _dex3_sides(_DEX3_POWER),
+            "claw": _dex3_sides(_DEX3_POWER),
         },
         keypoint_map={"wrist": "wrist", "thumb_tip": "thumb_tip", "index_tip": "index_tip", "middle_tip": "middle_tip"},
         tags=frozenset({"g1", "7dof"}),

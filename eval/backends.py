@@ -97,8 +97,8 @@ def _close_cached() -> None:
     _CACHE.clear()
 
 
-def _init_worker(mujoco_gl: str, parent: int) -> None:
-    os.environ.setdefault("MUJOCO_GL", mujoco_gl)
+def _init_worker(parent: int) -> None:
+    # MUJOCO_GL needs no passing: spawned workers inherit this process's environment.
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
@@ -140,9 +140,8 @@ def _run_pool(jobs: Sequence[EpisodeJob], workers: int) -> Iterator[dict[str, An
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    gl = os.environ.get("MUJOCO_GL", "egl")
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
-                               initializer=_init_worker, initargs=(gl, os.getpid()))
+                               initializer=_init_worker, initargs=(os.getpid(),))
     try:
         pending = {pool.submit(play_job, job) for job in jobs}
         while pending:

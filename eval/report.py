@@ -29,6 +29,8 @@ from typing import Any
 from egosim.eval.stats import bootstrap_diff, mmrv, pearson_r, wilson_interval
 from egosim.eval.store import ResultsStore
 
+from egosim.errors import ConfigError, InvalidChoiceError
+
 DOMAINS = ("sim", "real")
 _PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C")
 
@@ -148,8 +150,6 @@ def build_report(
     """Everything a report shows, as JSON-ready data (summary.json is exactly this)."""
     path = Path(store_path)
     if not path.is_file():
-        from egosim.errors import ConfigError
-
         raise ConfigError(f"results store {str(path)!r} does not exist (run `egosim eval` first or pass store=PATH)")
     with ResultsStore(path) as store:
         raw = store.episodes(labels=labels, tasks=tasks)
@@ -163,8 +163,6 @@ def build_report(
         pairs = [(present[0], present[1])]
     missing = sorted({x for p in pairs for x in p} - set(present))
     if missing:
-        from egosim.errors import InvalidChoiceError
-
         raise InvalidChoiceError("policy label", missing[0], present)
     versions = sorted({(r["egosim_version"], r["mujoco_version"], r["renderer"]) for r in records
                        if r["domain"] == "sim"})

@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 from egosim.eval.backends import BACKENDS, EpisodeJob, run_jobs
-from egosim.eval.episode import run_episode
 from egosim.eval.stats import wilson_interval
 from egosim.eval.store import ResultsStore
 from egosim.eval.versions import versions

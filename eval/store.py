@@ -178,12 +178,7 @@ class ResultsStore:
 
     def add_episode(self, record: Mapping[str, Any]) -> bool:
         """Stores one episode or trial; False when its key is already stored (nothing is overwritten)."""
-        row = _to_row(record)
-        cur = self._db.execute(
-            f"INSERT OR IGNORE INTO episodes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-            tuple(row.values()),
-        )
-        return cur.rowcount == 1
+        return self._insert(_to_row(record))
 
     def add_episodes(self, records: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
         """Stores several rows in one transaction; returns (added, already stored)."""
@@ -192,17 +187,21 @@ class ResultsStore:
         self._db.execute("BEGIN")
         try:
             for row in rows:
-                cur = self._db.execute(
-                    f"INSERT OR IGNORE INTO episodes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                    tuple(row.values()),
-                )
-                added += cur.rowcount == 1
-                skipped += cur.rowcount != 1
+                new = self._insert(row)
+                added += new
+                skipped += not new
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         return added, skipped
+
+    def _insert(self, row: Mapping[str, Any]) -> bool:
+        cur = self._db.execute(
+            f"INSERT OR IGNORE INTO episodes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
+        return cur.rowcount == 1
 
     def episodes(
         self, *, run_ids: Sequence[str] | None = None, domain: str | None = None,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import egosim.tasks
 import numpy as np
 import pytest
-from egosim.eval.runner import EvalConfig, run_episode, run_eval
+from egosim.eval.episode import run_episode
+from egosim.eval.runner import EvalConfig, run_eval
 
 from egosim.actions import side_slices
 from egosim.errors import ConfigError, InvalidActionError
