@@ -38,3 +38,9 @@ def test_env_ids_and_slices_documented() -> None:
         for name in side_slices(dof):
             assert f"`{name}`" in README
     assert "| `right_hand_joints` | 40:62 | 25:32 |" in README
+
+
+def test_every_task_is_in_the_task_table() -> None:
+    block = README.split("<!-- task-table:start -->", 1)[1].split("<!-- task-table:end -->", 1)[0]
+    for task in egosim.tasks.task_names():
+        assert f"| `{task}` |" in block, f"{task} missing from the README task table (scripts/task_table.py)"
