@@ -23,9 +23,10 @@ Rubric (progress: the furthest milestone reached counts; EgoScale task II):
   scores this.
 - `sorted_minor_disturbance` (0.9): the coloured card placed (as above) in the holder of its colour,
   with at most minor disturbance: every holder and the stand moved less than 3 cm and turned less
-  than 15 deg from where they started, and the deck card (if not itself in a slot) moved less than 3 cm.
-- `sorted_clean` (1.0): the same with a clean scene: every holder, the stand and the deck card moved
-  less than 1 cm and turned less than 5 deg.
+  than 15 deg from where they started, and the deck card's bottom edge (unless the deck card itself
+  stands in a holder) moved less than 3 cm; the deck card leaning over in its slot is no disturbance.
+- `sorted_clean` (1.0): the same with a clean scene: every holder, the stand and the deck card's
+  bottom edge moved less than 1 cm, the holders and the stand turned less than 5 deg.
 Success: the coloured card stands, released and at rest, in the holder of its colour with at most
 minor disturbance, at the current instant (EgoScale's binary success is the task completed end to
 end, i.e. the card sorted into the correct holder; a minor nudge of the scene does not undo that).
@@ -37,11 +38,14 @@ axis), one-hot index of the correct holder (3).
 
 Objects: cards are 63 x 88 mm (a poker card) and 2 mm thick (a real card is 0.3 mm; 2 mm keeps
 box-box contacts stable at the rig's 2 ms timestep and leaves the fingertips something to squeeze),
-4 g. Each card's local x is its face normal, y its width, z its height (up when standing). The
-holders are 150 g (weighted bases, so that a card pushed into the slot does not slide them), slots
-10 mm wide and 25 mm deep; the stand is 400 g with 10 mm wide, 15 mm deep slots. A card lying flat
-on a bare table cannot be picked up by two fingertips in MuJoCo without scraping the table, so the
-stand presents the card upright with its top 6 cm exposed, as a card dispenser or a card rack does.
+4 g, with torsional friction (condim 4: fingertips touch a card over an area, so a pinched card
+does not swing about the pinch axis like a pendulum). Each card's local x is its face normal, y its
+width, z its height (up when standing). The holders are 150 g (weighted bases, so that a card pushed
+into the slot does not slide them), slots 10 mm wide and 25 mm deep (a card in one leans at most
+~18 deg); the stand is 400 g with 4 mm wide, 20 mm deep slots (a card in one leans at most ~6 deg;
+8 mm let the two cards lean 24 deg toward each other). A card lying flat on a bare table cannot be
+picked up by two fingertips in MuJoCo without scraping the table, so the stand presents the card
+upright with its top 68 mm exposed, as a card dispenser or a card rack does.
 
 Both hands: a thumb-index pinch across the card's thickness works on the 22-DoF Sharpa hand and on
 the 7-DoF Dex3 (thumb + index + middle), so the task is expected of both.
@@ -61,6 +65,7 @@ import mujoco
 import numpy as np
 from numpy.typing import NDArray
 
+from egosim.errors import InvalidChoiceError
 from egosim.rig import TABLE_HEIGHT
 from egosim.task import InitialState, Milestone, Rubric, Task
 from egosim.tasks.contacts import ContactQuery
@@ -243,6 +248,8 @@ class CardSort(Task):
     # ------------------------------------------------------------------ state queries
     def card_pose(self, data: mujoco.MjData, which: str = "card") -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(centre, rotation matrix) of the coloured card (`card`) or the deck card (`deck`)."""
+        if which not in ("card", "deck"):
+            raise InvalidChoiceError("card", which, ("card", "deck"))
         b = self._card_body if which == "card" else self._deck_body
         return data.xpos[b].copy(), data.xmat[b].reshape(3, 3).copy()
 

@@ -3,7 +3,10 @@
 One hand does the task: the one on the stand's side (the stand's y sign); the other stays home.
 The hand comes down over the standing card palm down, yawed so that its pinch closes across the
 card's face (the pinch axis, measured on the hand model, along the card's normal), with the pinch
-point on the card's mid-plane 2 cm below its top edge, and pinches. It lifts the card straight out
+point on the card's mid-plane 2.5 cm below its top edge, and pinches: the pre_pinch -> pinch closing
+line continued until the thumb would close 4 mm past contact with the 2 mm card (how far is read
+off the closing profile measured on the hand model; Dex3's pinch pose, made for an 18 mm marker,
+would leave a 16 mm gap, and closing 8 mm past contact slid the card up into Dex3's thumb). It lifts the card straight out
 of the stand, carries it upright over the holder of the card's colour (the card turned to the
 holder's yaw, about the card's vertical axis, through the wrist), lowers the card's bottom edge into
 the slot, opens, lifts away and goes home. Card targets are computed from the card's pose in the
