@@ -10,29 +10,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from vla_fixtures import TINY, synthetic_batch
+from vla_fixtures import STATS, TINY, batches, synthetic_batch
 
 from egosim.errors import ConfigError, InvalidChoiceError
 from egosim.policies.vla.checkpoint import load_checkpoint
-from egosim.policies.vla.normalize import compute_statistics
 from egosim.policies.vla.train import StageConfig, default_freeze, latest_checkpoint, train
-
-EMBS = ["human", "sharpa_wave", "unitree_dex3"]
-
-
-def _stats():
-    g = np.random.default_rng(0)
-    return compute_statistics({n: (None if TINY.spec(n).state_dim == 0 else g.normal(size=(64, TINY.spec(n).state_dim)),
-                                   g.normal(size=(64, TINY.horizon, TINY.spec(n).action_dim))) for n in EMBS})
-
-
-STATS = _stats()
-
-
-def batches(step: int):
-    """A pure function of the step, as the loop's contract asks."""
-    return synthetic_batch(TINY, [EMBS[(step + i) % 3] for i in range(4)], seed=step % 5, pad_steps=step % 2)
-
 
 def test_loss_goes_down_on_tiny_overfit(tmp_path: Path) -> None:
     one = synthetic_batch(TINY, ["unitree_dex3"], seed=3)
@@ -119,3 +101,48 @@ def test_stage_config_errors(tmp_path: Path) -> None:
     bad["action"] = bad["action"][:, :2]
     with pytest.raises(ConfigError, match="batch action has shape \\(1, 2, 62\\); expected \\(1, 4, 62\\)"):
         train(tmp_path / "x", StageConfig("pretrain", steps=1), lambda s: bad, statistics=STATS, model_config=TINY)
+
+
+KILL_SCRIPT = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from vla_fixtures import STATS, TINY, batches
+from egosim.policies.vla.train import StageConfig, train
+
+def slow(step):
+    time.sleep(0.05)  # so the parent's SIGKILL lands mid-run
+    return batches(step)
+
+train(sys.argv[1], StageConfig("pretrain", steps=30, save_every=4, warmup_steps=3), slow, statistics=STATS,
+      model_config=TINY, seed=2)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_resume_matches_uninterrupted(tmp_path: Path) -> None:
+    """A training process killed with SIGKILL mid-run, restarted, ends where an unkilled one does."""
+    import subprocess
+    import sys
+    import time
+
+    stage = StageConfig("pretrain", steps=30, save_every=4, warmup_steps=3)
+    ref = train(tmp_path / "ref", stage, batches, statistics=STATS, model_config=TINY, seed=2)
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "-c", KILL_SCRIPT, str(run), str(Path(__file__).parent)]
+    proc = subprocess.Popen(cmd)
+    deadline = time.monotonic() + 120
+    while (latest_checkpoint(run) is None or latest_checkpoint(run).name < "step_00000010") and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL
+    proc.wait()
+    killed_at = latest_checkpoint(run)
+    assert killed_at is not None and killed_at.name < "step_00000030"
+    assert subprocess.run(cmd, timeout=300).returncode == 0
+    end = latest_checkpoint(run)
+    assert end.name == ref.checkpoint.name == "step_00000030"
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        a, b = load_file(str(ref.checkpoint / name)), load_file(str(end / name))
+        assert all(torch.equal(a[k], b[k]) for k in a) and a.keys() == b.keys()
+    steps = [int(r["step"]) for r in csv.DictReader(open(run / "metrics.csv"))]
+    assert steps == list(range(1, 31))

@@ -10,6 +10,7 @@ import torch
 from gymnasium import spaces
 
 from egosim.policies.vla.config import CAMERAS, VLAConfig
+from egosim.policies.vla.normalize import compute_statistics
 
 torch.set_num_threads(1)
 
@@ -54,3 +55,20 @@ def fake_obs(state_dim: int, seed: int = 0, hw: tuple[int, int] = (240, 320)) ->
     obs["state"] = rng.normal(size=state_dim).astype(np.float32)
     obs["instruction"] = "put the pen in the bin"
     return obs
+
+
+EMBS = ["human", "sharpa_wave", "unitree_dex3"]
+
+
+def _stats():
+    g = np.random.default_rng(0)
+    return compute_statistics({n: (None if TINY.spec(n).state_dim == 0 else g.normal(size=(64, TINY.spec(n).state_dim)),
+                                   g.normal(size=(64, TINY.horizon, TINY.spec(n).action_dim))) for n in EMBS})
+
+
+STATS = _stats()
+
+
+def batches(step: int) -> dict[str, Any]:
+    """Mixed-embodiment batches as a pure function of the step, as the train loop's contract asks."""
+    return synthetic_batch(TINY, [EMBS[(step + i) % 3] for i in range(4)], seed=step % 5, pad_steps=step % 2)
