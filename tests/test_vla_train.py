@@ -146,3 +146,24 @@ def test_sigkill_resume_matches_uninterrupted(tmp_path: Path) -> None:
         assert all(torch.equal(a[k], b[k]) for k in a) and a.keys() == b.keys()
     steps = [int(r["step"]) for r in csv.DictReader(open(run / "metrics.csv"))]
     assert steps == list(range(1, 31))
+
+
+def test_action_chunk_targets_round_trip() -> None:
+    """Targets built from per-step actions turn back into the same steps with the env's chunk utility."""
+    from egosim.actions import chunk_to_step_actions
+    from egosim.geometry import matrix_to_rot6d
+    from egosim.policies.vla.train import action_chunk_at
+
+    rng = np.random.default_rng(0)
+    steps = rng.normal(size=(10, 32)) * 0.01
+    for off in (0, 16):
+        angles = rng.normal(size=(10, 3)) * 0.05
+        for k, (a, b, c) in enumerate(angles):
+            rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+            rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+            steps[k, off + 3 : off + 9] = matrix_to_rot6d(rx @ rz)
+    chunk, valid = action_chunk_at(steps, 7, horizon=4, hand_dof=7)
+    assert valid.tolist() == [True, True, True, False] and (chunk[3] == 0).all()
+    np.testing.assert_allclose(chunk_to_step_actions(chunk[valid], 7), steps[7:], atol=1e-9)
+    first, _ = action_chunk_at(steps, 0, horizon=4, hand_dof=7)
+    np.testing.assert_allclose(first[0], steps[0], atol=1e-12)  # a chunk's first entry is its first step

@@ -55,6 +55,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from egosim.actions import step_actions_to_chunk
 from egosim.errors import ConfigError, InvalidChoiceError
 from egosim.policies.vla.checkpoint import CheckpointError, Provenance, load_checkpoint, save_checkpoint
 from egosim.policies.vla.config import VLAConfig
@@ -155,6 +156,23 @@ def normalize_batch(batch: Batch, stats: Mapping[str, EmbodimentStats], cfg: VLA
     out.update(state=state, action=action, has_state=has_state,
                action_mask=torch.as_tensor(batch["action_mask"]).to(torch.bool))
     return out
+
+
+def action_chunk_at(steps: np.ndarray, t: int, horizon: int, hand_dof: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training target at frame `t` of an episode's per-step env actions `steps` (T, D).
+
+    Returns the chunk (horizon, D), wrists relative to the commanded pose at `t` (the chunk's first
+    frame), hand joints absolute, and a (horizon,) bool mask that is False past the episode's end
+    (those rows are zero; broadcast the mask over the action dims for `action_mask`).
+    """
+    steps = np.asarray(steps, dtype=np.float64)
+    if not 0 <= t < len(steps):
+        raise ConfigError(f"frame {t} is outside the episode's {len(steps)} steps")
+    window = steps[t : t + horizon]
+    chunk = np.zeros((horizon, steps.shape[1]))
+    chunk[: len(window)] = step_actions_to_chunk(window, hand_dof)
+    valid = np.arange(horizon) < len(window)
+    return chunk, valid
 
 
 def step_noise(cfg: VLAConfig, seed: int, step: int, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
