@@ -104,6 +104,9 @@ def test_unknown_embodiment_lists_known(model: VLAModel) -> None:
         model.sample(batch)
     with pytest.raises(InvalidChoiceError, match="allegro"):
         normalize_batch(batch, {}, TINY)
+    batch["embodiment"] = ["sharpa_wave"]
+    with pytest.raises(ConfigError, match="no normalisation statistics for embodiment 'sharpa_wave' \\(have: none\\)"):
+        normalize_batch(batch, {}, TINY)
 
 
 def test_config_roundtrip_and_errors() -> None:

@@ -147,7 +147,9 @@ def normalize_batch(batch: Batch, stats: Mapping[str, EmbodimentStats], cfg: VLA
     for name in set(emb):
         spec = cfg.spec(name)
         if name not in stats:
-            raise InvalidChoiceError("embodiment with statistics", name, stats)
+            have = ", ".join(sorted(stats)) or "none"
+            raise ConfigError(f"no normalisation statistics for embodiment {name!r} (have: {have}); pass "
+                              "statistics= (normalize.compute_statistics) or an init_checkpoint that has them")
         idx = torch.tensor([i for i, n in enumerate(emb) if n == name])
         action[idx, :, : spec.action_dim] = stats[name].action.normalize(action[idx, :, : spec.action_dim])
         if spec.state_dim and stats[name].state is not None:
