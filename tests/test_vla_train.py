@@ -38,13 +38,13 @@ def test_killed_run_resumes_to_the_same_state(tmp_path: Path) -> None:
     stage = StageConfig("pretrain", steps=6, save_every=3, warmup_steps=2, keep_last=1)
     whole = train(tmp_path / "a", stage, batches, statistics=STATS, model_config=TINY, seed=5)
 
-    def dies_at_5(step: int):
+    def dies_at_step_4(step: int):
         if step == 4:
             raise Killed  # between the step-3 checkpoint and the next one
         return batches(step)
 
     with pytest.raises(Killed):
-        train(tmp_path / "b", stage, dies_at_5, statistics=STATS, model_config=TINY, seed=5)
+        train(tmp_path / "b", stage, dies_at_step_4, statistics=STATS, model_config=TINY, seed=5)
     assert latest_checkpoint(tmp_path / "b").name == "step_00000003"
     again = train(tmp_path / "b", stage, batches, statistics=STATS, model_config=TINY, seed=5)
     assert again.resumed_from == 3 and again.step == whole.step == 6
