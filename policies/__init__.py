@@ -7,6 +7,9 @@ policy code is imported. `make_policy(kind, env, seed)` imports the kind's modul
 Kinds:
     random: samples the env's action space with its own seeded generator (one-step chunks).
     expert: the task's scripted expert (`task.make_expert(env)`), which uses privileged state.
+    vla: the GR00T-shaped VLA (`egosim.policies.vla`), loaded from a checkpoint folder; reads the
+        three cameras. The from-scratch baseline is the same kind, trained without pretraining
+        (a training config, told apart in reports by `label=scratch`).
 
 This package never imports `egosim.eval` (DESIGN.md: data flows policies -> eval).
 """
@@ -65,6 +68,9 @@ register_policy(PolicyKind("random", "egosim.policies.random_policy", "RandomPol
                            description="uniform samples of the env's action space (seeded)"))
 register_policy(PolicyKind("expert", "egosim.policies.expert", "ExpertPolicy", needs_privileged=True,
                            description="the task's scripted expert (privileged state)"))
+register_policy(PolicyKind("vla", "egosim.policies.vla.policy", "VLAPolicy", needs_images=True,
+                           takes_checkpoint=True,
+                           description="the flow-matching VLA from a checkpoint folder (checkpoint=PATH)"))
 
 
 def policy_kinds() -> tuple[str, ...]:
