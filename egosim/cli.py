@@ -7,6 +7,7 @@
     egosim real add [options]         store one real-robot trial
     egosim real import FILE.csv       store a CSV of real-robot trials (columns: egosim.eval.real)
     egosim list                       registered env ids with their tags, embodiments and policy kinds
+    egosim serve [key=value ...]      serve a policy over GR00T's or openpi's protocol (conf/serve.yaml)
 
 Bad names and values end with a one-line error and exit status 2 (no traceback).
 """
@@ -26,7 +27,7 @@ from egosim.errors import EgosimError
 EXIT_USAGE = 2
 
 
-def _compose(config_name: str, overrides: Sequence[str]):
+def _compose(config_name: str, overrides: Sequence[str], keys: Sequence[str] | None = None):
     from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
@@ -42,10 +43,10 @@ def _compose(config_name: str, overrides: Sequence[str]):
         msg = " ".join(str(exc).split())
         unknown = re.match(r"Could not override '([^']+)'", msg)
         what = f"unknown key {unknown.group(1)!r}" if unknown else f"bad override: {msg}"
-        keys = ", ".join(f.name for f in dataclasses.fields(EvalConfig))
+        valid = ", ".join(keys if keys is not None else (f.name for f in dataclasses.fields(EvalConfig)))
         if config_name == "validate":
-            keys += ", gate.<threshold>"
-        raise ConfigError(f"{what}; valid keys: {keys}") from None
+            valid += ", gate.<threshold>"
+        raise ConfigError(f"{what}; valid keys: {valid}") from None
     return OmegaConf.to_container(cfg, resolve=True)
 
 
@@ -73,6 +74,21 @@ def cmd_validate(overrides: Sequence[str]) -> int:
     print("\n" + "\n".join(verdict.lines()))
     (Path(cfg.output_dir) / "verdict.json").write_text(json.dumps(dataclasses.asdict(verdict), indent=2) + "\n")
     return 0 if verdict.go else 1
+
+
+def cmd_serve(overrides: Sequence[str]) -> int:
+    from egosim.policies.remote.server import ServeConfig, build_service, make_server
+
+    keys = [f.name for f in dataclasses.fields(ServeConfig)]
+    cfg = ServeConfig.from_mapping(_compose("serve", overrides, keys))
+    server = make_server(build_service(cfg), cfg.protocol, cfg.host, cfg.port)
+    print(f"serving policy {cfg.policy!r} ({cfg.task}, {cfg.embodiment}) over {cfg.protocol} on "
+          f"{cfg.host}:{server.port}; Ctrl-C stops", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.shutdown()
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -135,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     default_store = str(EvalConfig().store_path)
     parser = argparse.ArgumentParser(prog="egosim", description="egosim: dexterous bimanual manipulation benchmark")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{eval,validate,report,real,list}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{eval,validate,report,real,list,serve}")
     p_eval = sub.add_parser(
         "eval", help="evaluate a policy (Hydra overrides, e.g. policy=random episodes=3)",
         description="Play a policy on tasks x embodiments and write DIR/summary.json. Overrides of "
@@ -179,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (p_add, p_imp):
         p.add_argument("--store", default=default_store, help=f"results store (default {default_store})")
         p.add_argument("--run-id", default=REAL_RUN_ID, help="groups the trials of one robot session")
+    p_serve = sub.add_parser(
+        "serve", help="serve a policy over GR00T's or openpi's protocol (Hydra overrides)",
+        description="Serve an egosim policy for remote evaluation or a robot. Overrides of egosim/conf/serve.yaml: "
+        "policy=KIND checkpoint=PATH task=T embodiment=E protocol=gr00t|openpi host=ADDR port=P seed=S",
+    )
+    p_serve.add_argument("overrides", nargs="*", metavar="key=value")
     p_list = sub.add_parser("list", help="registered env ids, tags and policy kinds")
     p_list.add_argument("--tag", default=None, help="only tasks with this tag (main, one_shot, g1, cloth)")
     return parser
@@ -195,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "real":
             return cmd_real(args)
+        if args.command == "serve":
+            return cmd_serve(args.overrides)
         return cmd_list(args.tag)
     except EgosimError as exc:
         print(f"egosim {args.command}: error: {exc}", file=sys.stderr)
