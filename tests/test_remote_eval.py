@@ -36,7 +36,7 @@ def test_eval_policy_remote_end_to_end(protocol: str, tmp_path: Path) -> None:
     (["port=5555"], "policy=remote needs protocol=<gr00t|openpi>"),
     (["protocol=openpi", "port=70000"], "port must be an integer in 1..65535, got 70000"),
     (["protocol=openpi", "port=80", "policy_args={wrist_actions:world}"],
-     "unknown wrist_actions 'world'; valid choices: absolute, chunk_relative"),
+     "unknown wrist_actions 'world'; valid choices: absolute, auto, chunk_relative"),
     (["protocol=openpi", "port=80", "policy_args={speed:2}"], "takes no option(s) ['speed']; its options: protocol"),
     (["policy=random", "protocol=gr00t"], "policy kind 'random' takes no option(s) ['protocol']; its options: none"),
 ])

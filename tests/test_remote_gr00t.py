@@ -14,6 +14,7 @@ import zmq
 from remote_helpers import HOST, free_port, serving
 
 from egosim.actions import chunk_to_step_actions
+from egosim.geometry import rot6d_to_matrix
 from egosim.policies import make_policy
 from egosim.policies.remote import RemotePolicyError
 from egosim.policies.remote.gr00t import Gr00tClient
@@ -75,8 +76,16 @@ class FakeN17Sharpa:
         assert isinstance(observation["language"][LANG][0][0], str)
         self.seen.append(observation)
         step = len(self.seen)
-        return {k: np.full((1, 40, WIDTH[k]), 0.001 * step * (i + 1), dtype=np.float32)
-                for i, k in enumerate(STATE)}, {}
+        # as GR00T's decode_action: relative-EEF predictions come back absolute (state + delta)
+        out = {}
+        for k in STATE:
+            a = np.repeat(observation["state"][k], 40, axis=1).astype(np.float32)
+            if k.endswith("eef"):
+                a[0, :, 0] += 0.001 * step * np.arange(1, 41)  # move along x, keep the rotation
+            else:
+                a[:] = 0.01 * step
+            out[k] = a
+        return out, {}
 
     def reset(self, options: dict | None = None) -> dict:
         self.resets.append(options)
@@ -136,25 +145,48 @@ def test_client_speaks_gr00t_n17_sharpa() -> None:
     env = make_env("pen_in_bin", "sharpa_wave", obs_mode="rgb", privileged=True)
     try:
         remote = make_policy("remote", env, seed=7, protocol="gr00t", host=HOST, port=server.port)
+        assert remote.wrist_actions == "absolute"  # auto: a GR00T server (no egosim_info endpoint)
         obs0, _ = env.reset(seed=7, options={"initial_state": 4})
         remote.reset(seed=7)
         assert fake.resets == [{"seed": 7, "initial_state": 4}]
         chunk = remote.act(obs0)
         assert chunk.shape == (40, 62) and chunk.dtype == np.float64
-        assert np.allclose(chunk[:, 0:9], 0.001) and np.allclose(chunk[:, 9:31], 0.003)  # left eef, left hand
-        assert np.allclose(chunk[:, 31:40], 0.002) and np.allclose(chunk[:, 40:62], 0.004)  # right eef, right hand
+        rot = rot6d_to_matrix(obs0["state"][3:9].astype(np.float64))  # left wrist, in its own frame:
+        assert np.allclose(chunk[:, 0:3], np.outer(0.001 * np.arange(1, 41), rot[0]), atol=1e-6)  # R^T (dx, 0, 0)
+        assert np.allclose(chunk[:, 3:9], [1, 0, 0, 0, 1, 0], atol=1e-6)  # rotation kept
+        assert np.allclose(chunk[:, 9:31], 0.01) and np.allclose(chunk[:, 40:62], 0.01)  # hands pass through
         obs1, *_ = env.step(chunk_to_step_actions(chunk[:1], 22)[0])
-        remote.act(obs1)
-        first, second = fake.seen
+        raw = make_policy("remote", env, protocol="gr00t", host=HOST, port=server.port, wrist_actions="chunk_relative")
+        chunk = raw.act(obs1)  # the server's arrays as they came, in slice order
+        assert np.allclose(chunk[:, 31:40], np.repeat(obs1["state"][None, 31:40], 40, 0) +
+                           np.outer(0.002 * np.arange(1, 41), [1, 0, 0, 0, 0, 0, 0, 0, 0]), atol=1e-6)
+        assert np.allclose(chunk[:, 40:62], 0.02)
+        assert remote.act(obs1).shape == (40, 62)
+        first, fresh, second = fake.seen
         assert np.array_equal(first["video"][VIDEO[0]][0, 0], obs0["ego_view"])
+        assert np.array_equal(fresh["video"][VIDEO[0]][0, 0], obs1["ego_view"])  # a new client: no history yet
         assert np.array_equal(second["video"][VIDEO[0]][0, 0], obs0["ego_view"])  # t-20 is before the start
         assert np.array_equal(second["video"][VIDEO[0]][0, 1], obs1["ego_view"])
         assert np.array_equal(second["video"][VIDEO[2]][0, 1], obs1["right_wrist_view"])
         assert np.array_equal(second["state"]["right_hand_joints"][0, 0], obs1["state"][40:62])
         assert second["language"][LANG] == [[obs1["instruction"]]]
-        assert remote.act(obs1).shape == (40, 62)
         assert make_policy("remote", env, protocol="gr00t", host=HOST, port=server.port,
                            execute_steps=16).act(obs1).shape == (16, 62)
+    finally:
+        _kill(server.port, thread)
+        env.close()
+
+
+def test_server_without_modality_config_gets_the_embodiment_default() -> None:
+    fake = FakeN17Sharpa()
+    server, thread = _run_mini(fake)
+    server.endpoints["get_modality_config"] = (lambda: {}, False)
+    env = make_env("pen_in_bin", "sharpa_wave", obs_mode="rgb", privileged=True)
+    try:
+        remote = make_policy("remote", env, protocol="gr00t", host=HOST, port=server.port)
+        assert remote.modality.video_keys == tuple(VIDEO) and remote.modality.language_key == LANG
+        obs, _ = env.reset(seed=0, options={"initial_state": 0})
+        assert remote.act(obs).shape == (40, 62)  # the fake checked N1.7's keys, shapes and dtypes
     finally:
         _kill(server.port, thread)
         env.close()

@@ -5,7 +5,8 @@ Wire: ZMQ REQ/REP on `tcp://host:port`; each request is `gr00t_packb({"endpoint"
 `get_action` takes `{"observation": obs, "options": ...}` and returns `[action, info]`, with
 obs = `{"video": {key: (B,T,H,W,3) uint8}, "state": {key: (B,T,D) float32}, "language": {key: [[str]]}}`
 and action = `{key: (B, horizon, D)}`. `reset` takes `{"options": ...}`; `ping` and
-`get_modality_config` take nothing.
+`get_modality_config` take nothing. egosim's server adds `egosim_info` (version, policy, embodiment,
+action convention), which GR00T's servers answer with "Unknown endpoint".
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from egosim.policies.remote import RemotePolicyError
 from egosim.policies.remote.keys import CAMERA_ALIASES, PRIVILEGED_KEY, SLICE_ALIASES, Modality, slice_of
 from egosim.policies.remote.wire import gr00t_packb, gr00t_unpackb
 
-ENDPOINTS = ("ping", "kill", "get_action", "reset", "get_modality_config")
+ENDPOINTS = ("ping", "kill", "get_action", "reset", "get_modality_config", "egosim_info")
 
 
 class Gr00tClient:

@@ -14,12 +14,12 @@ from egosim.errors import ConfigError, InvalidChoiceError
 from egosim.geometry import matrix_to_rot6d, rot6d_to_matrix
 from egosim.policies.remote import PROTOCOLS, RemotePolicyError
 
-WRIST_ACTIONS = ("chunk_relative", "absolute")
+WRIST_ACTIONS = ("auto", "chunk_relative", "absolute")
 OPTIONS = ("protocol", "host", "port", "timeout_s", "execute_steps", "wrist_actions", "api_token")
 
 
 def check_remote_options(protocol: Any = None, host: Any = "localhost", port: Any = None, timeout_s: Any = 15.0,
-                         execute_steps: Any = None, wrist_actions: Any = "chunk_relative",
+                         execute_steps: Any = None, wrist_actions: Any = "auto",
                          api_token: Any = None) -> None:
     """Validates the remote kind's options before anything connects (so `egosim eval` fails at once).
 
@@ -58,8 +58,12 @@ class RemotePolicy:
         host, port: Where the server listens.
         timeout_s: Longest wait for a connection or an answer; then `RemotePolicyError` names host:port.
         execute_steps: Play only the first N steps of each chunk (receding horizon); None plays all.
-        wrist_actions: "chunk_relative" (egosim's convention, what `egosim serve` sends) or "absolute"
-            (wrist targets in the rig frame, as state; converted against the observed wrist pose).
+        wrist_actions: "chunk_relative" (egosim's convention, what `egosim serve` sends), "absolute"
+            (wrist targets in the frame of the state's wrist poses, converted against the observed
+            pose: what GR00T's server returns, since its `decode_action` turns relative-EEF
+            predictions into absolute ones using the state), or "auto": chunk_relative for egosim's
+            servers (they say so: `egosim_info` endpoint, `egosim` metadata), absolute for other
+            gr00t servers, chunk_relative for other openpi servers.
         api_token: GR00T's optional `api_token` / openpi's `Api-Key` header.
 
     The client adapts to the server: a GR00T server's `get_modality_config` names the keys, history
@@ -70,7 +74,7 @@ class RemotePolicy:
 
     def __init__(self, env: gym.Env, seed: int | None = None, protocol: str | None = None, host: str = "localhost",
                  port: int | None = None, timeout_s: float = 15.0, execute_steps: int | None = None,
-                 wrist_actions: str = "chunk_relative", api_token: str | None = None) -> None:
+                 wrist_actions: str = "auto", api_token: str | None = None) -> None:
         check_remote_options(protocol, host, port, timeout_s, execute_steps, wrist_actions, api_token)
         base = env.unwrapped
         self._base = base
@@ -86,6 +90,13 @@ class RemotePolicy:
 
             self._client = gr00t.Gr00tClient(host, port, timeout_s, api_token)
             self._client.call("ping", requires_input=False)
+            if wrist_actions == "auto":
+                try:  # egosim's servers answer this extra endpoint; GR00T's answer "Unknown endpoint"
+                    info = self._client.call("egosim_info", requires_input=False)
+                    said = info.get("wrist_actions") if isinstance(info, dict) else None
+                    self.wrist_actions = said if said in WRIST_ACTIONS[1:] else "chunk_relative"
+                except RemotePolicyError:
+                    self.wrist_actions = "absolute"
             configs = self._client.call("get_modality_config", requires_input=False)
             self.modality = (keys.modality_from_configs(configs) if isinstance(configs, dict) and configs
                              else keys.DEFAULT_MODALITY[base.embodiment.name])
@@ -107,6 +118,9 @@ class RemotePolicy:
                     raise RemotePolicyError(f"openpi policy server {host}:{port} reads {missing}, which the env's "
                                             f"observation lacks (it has {sorted(obs_keys)})")
             self._obs_keys = set(meta["observation_keys"]) if meta and meta.get("observation_keys") else None
+            if wrist_actions == "auto":
+                said = (meta or {}).get("wrist_actions")
+                self.wrist_actions = said if said in WRIST_ACTIONS[1:] else "chunk_relative"
 
     @classmethod
     def check_options(cls, **options: Any) -> None:

@@ -204,6 +204,10 @@ class Gr00tServer:
                 return {"status": "ok", "message": "Server is stopping"}
             if endpoint == "get_modality_config":
                 return self.modality_configs()
+            if endpoint == "egosim_info":  # egosim's own: lets egosim clients pick the action convention
+                return {"version": egosim.__version__, "policy": self.service.name,
+                        "embodiment": self.service.embodiment, "action_dim": self.service.action_dim,
+                        "wrist_actions": "chunk_relative"}
             if endpoint == "reset":
                 return self.service.reset(data.get("options"))
             if endpoint == "get_action":
@@ -254,7 +258,8 @@ class OpenpiServer:
         self.service = service
         self.metadata = {**(metadata or {}), "egosim": {
             "version": egosim.__version__, "policy": service.name, "embodiment": service.embodiment,
-            "action_dim": service.action_dim, "observation_keys": list(service.observation_keys), "reset": True}}
+            "action_dim": service.action_dim, "observation_keys": list(service.observation_keys), "reset": True,
+            "wrist_actions": "chunk_relative"}}
         try:
             self._server = serve(self._handler, host, port, compression=None, max_size=None,
                                  process_request=_health_check)
