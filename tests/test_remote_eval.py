@@ -81,3 +81,15 @@ def test_egosim_serve_command_serves_the_expert() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_remote_load_benchmark_smoke(tmp_path: Path) -> None:
+    """benchmarks/remote.py end to end at a tiny size: 4 clients, every request answered."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "remote.py"
+    out_json = tmp_path / "remote.json"
+    out = subprocess.run([sys.executable, str(script), "--requests", "40", "--clients", "4", "--embodiment",
+                          "unitree_dex3", "--json", str(out_json)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")})
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [(r["protocol"], r["requests"], r["dropped"]) for r in rows] == [("gr00t", 40, 0), ("openpi", 40, 0)]
