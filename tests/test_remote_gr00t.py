@@ -148,7 +148,8 @@ def test_client_speaks_gr00t_n17_sharpa() -> None:
         assert remote.wrist_actions == "absolute"  # auto: a GR00T server (no egosim_info endpoint)
         obs0, _ = env.reset(seed=7, options={"initial_state": 4})
         remote.reset(seed=7)
-        assert fake.resets == [{"seed": 7, "initial_state": 4}]
+        (opts,) = fake.resets
+        assert opts["seed"] == 7 and opts["initial_state"] == 4 and isinstance(opts["session"], str)
         chunk = remote.act(obs0)
         assert chunk.shape == (40, 62) and chunk.dtype == np.float64
         rot = rot6d_to_matrix(obs0["state"][3:9].astype(np.float64))  # left wrist, in its own frame:
@@ -230,6 +231,23 @@ def test_remote_equals_local_over_gr00t(kind: str) -> None:
                     obs, *_ = cenv.step(step)
                     lobs, *_ = lenv.step(step)
         remote.close()
+
+
+def test_shadow_server_refuses_a_second_client_mid_episode() -> None:
+    """The served expert's env follows one episode: another client's reset is named, not silently mixed in."""
+    env = make_env("pen_in_bin", "unitree_dex3", obs_mode="state", privileged=True)
+    with serving("expert", "unitree_dex3", "gr00t") as server:
+        first = make_policy("remote", env, protocol="gr00t", host=HOST, port=server.port)
+        second = make_policy("remote", env, protocol="gr00t", host=HOST, port=server.port)
+        obs, _ = env.reset(seed=0, options={"initial_state": 0})
+        with pytest.raises(RemotePolicyError, match="shadow mode .*send reset .seed, initial_state. first"):
+            first.act(obs)
+        first.reset(seed=0)
+        first.act(obs)
+        second.reset(seed=0)
+        with pytest.raises(RemotePolicyError, match="workers=1.; another client reset it since"):
+            first.act(obs)
+        assert second.act(obs).shape == (1, 32)
 
 
 def test_egosim_gr00t_server_answers_malformed_requests_and_keeps_serving() -> None:

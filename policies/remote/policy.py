@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -84,6 +85,7 @@ class RemotePolicy:
         self.protocol, self.host, self.port = protocol, host, int(port)
         self.execute_steps, self.wrist_actions = execute_steps, wrist_actions
         self._seed = seed
+        self._session = secrets.token_hex(8)  # tells this client's episodes apart on a shared server
         obs_keys = set(base.observation_space.spaces)
         if protocol == "gr00t":
             from egosim.policies.remote import gr00t, keys
@@ -130,7 +132,7 @@ class RemotePolicy:
     def reset(self, seed: int | None = None) -> None:
         seed = self._seed if seed is None else seed
         init = getattr(self._base, "initial_state", None)
-        options: dict[str, Any] = {"seed": seed}
+        options: dict[str, Any] = {"seed": seed, "session": self._session}
         if isinstance(init, Mapping) and init.get("id") is not None:
             options["initial_state"] = int(init["id"])
         if self.protocol == "gr00t":
@@ -150,7 +152,7 @@ class RemotePolicy:
             for cam, frames in self._frames.items():
                 frames.append(np.asarray(observation[cam], dtype=np.uint8))
             obs = gr00t.encode_observation(observation, self._frames, self.modality, self.hand_dof)
-            reply = self._client.call("get_action", {"observation": obs, "options": None})
+            reply = self._client.call("get_action", {"observation": obs, "options": {"session": self._session}})
             chunk = gr00t.decode_action(reply, self.modality, self.hand_dof, where)
         else:
             from egosim.policies.remote import openpi

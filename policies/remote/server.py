@@ -91,14 +91,18 @@ class PolicyService:
         self.action_dim = int(base.action_space.shape[0])
         self.space = base.observation_space
         self.lock = threading.Lock()
-        self._shadow_ready = False
+        self._session: object | None = None  # shadow mode: who reset the env last
 
     @property
     def observation_keys(self) -> tuple[str, ...]:
         return tuple(self.space.spaces)
 
-    def reset(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Starts an episode: reseeds the policy (and, in shadow mode, resets the env the same way)."""
+    def reset(self, options: Mapping[str, Any] | None, session: object = None) -> dict[str, Any]:
+        """Starts an episode: reseeds the policy (and, in shadow mode, resets the env the same way).
+
+        `session` names the client (its connection, or the id a gr00t client sends in its options);
+        in shadow mode only that client may then act, since one env follows one episode.
+        """
         options = dict(options or {})
         seed = options.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -111,7 +115,7 @@ class PolicyService:
                         f"policy {self.name!r} reads the simulator through its env (shadow mode): reset needs "
                         "options {'seed': int, 'initial_state': int}")
                 self.env.reset(seed=seed, options={"initial_state": init})
-                self._shadow_ready = True
+                self._session = session
             self.policy.reset(seed=seed)
         return {}
 
@@ -132,16 +136,18 @@ class PolicyService:
                     raise RemotePolicyError(f"observation {key!r} has non-finite values")
             elif not isinstance(val, str):
                 raise RemotePolicyError(f"observation {key!r} must be a string, got {type(val).__name__}")
-            out[key] = val
+            out[key] = val if not isinstance(val, np.ndarray) or val.flags.writeable else val.copy()
         return out
 
-    def act(self, obs: Any) -> NDArray[np.float64]:
+    def act(self, obs: Any, session: object = None) -> NDArray[np.float64]:
         """The policy's chunk (H, action_dim) for a checked observation."""
         obs = self.check_observation(obs)
         with self.lock:
-            if self.shadow and not self._shadow_ready:
-                raise RemotePolicyError(f"policy {self.name!r} is served in shadow mode; send reset "
-                                        "(seed, initial_state) before the first observation")
+            if self.shadow and (self._session is None or self._session != session):
+                raise RemotePolicyError(
+                    f"policy {self.name!r} is served in shadow mode (its env follows one client's episode): "
+                    "send reset (seed, initial_state) first, and play one episode at a time (workers=1)"
+                    + ("; another client reset it since" if self._session is not None else ""))
             chunk = np.asarray(self.policy.act(obs), dtype=np.float64)
             if chunk.ndim == 1:
                 chunk = chunk[None]
@@ -209,13 +215,14 @@ class Gr00tServer:
                         "embodiment": self.service.embodiment, "action_dim": self.service.action_dim,
                         "wrist_actions": "chunk_relative"}
             if endpoint == "reset":
-                return self.service.reset(data.get("options"))
+                options = data.get("options")
+                return self.service.reset(options, _session_of(options))
             if endpoint == "get_action":
                 unknown = sorted(set(data) - {"observation", "options"})
                 if unknown or "observation" not in data:
                     raise RemotePolicyError(f"get_action takes data {{'observation', 'options'}}, got {sorted(data)}")
                 obs = gr00t.decode_observation(data["observation"], self.modality, self.service.hand_dof)
-                chunk = self.service.act(obs)
+                chunk = self.service.act(obs, _session_of(data.get("options")))
                 return [gr00t.encode_action(chunk, self.modality, self.service.hand_dof), {}]
             raise RemotePolicyError(f"Unknown endpoint: {endpoint!r}; endpoints: {', '.join(gr00t.ENDPOINTS)}")
         except EgosimError as exc:
@@ -282,9 +289,9 @@ class OpenpiServer:
                         raise RemotePolicyError("expected a binary msgpack frame, got a text frame")
                     obs = openpi_unpackb(message)
                     if isinstance(obs, dict) and RESET_KEY in obs:
-                        reply = {"reset": self.service.reset(obs[RESET_KEY])}
+                        reply = {"reset": self.service.reset(obs[RESET_KEY], id(ws))}
                     else:
-                        reply = {"actions": self.service.act(obs)}
+                        reply = {"actions": self.service.act(obs, id(ws))}
                 except Exception as exc:  # noqa: BLE001 - as openpi: the error goes back as a text frame
                     detail = str(exc) if isinstance(exc, EgosimError) else traceback.format_exc(limit=5)
                     ws.send(f"egosim policy server error: {detail}")
@@ -299,6 +306,11 @@ class OpenpiServer:
 
     def shutdown(self) -> None:
         self._server.shutdown()
+
+
+def _session_of(options: Any) -> object:
+    """The client id an egosim gr00t client sends in its options (None for other clients)."""
+    return options.get("session") if isinstance(options, dict) else None
 
 
 def _health_check(connection: Any, request: Any) -> Any:
