@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,37 @@ def test_remote_load_benchmark_smoke(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     rows = json.loads(out_json.read_text())["rows"]
     assert [(r["protocol"], r["requests"], r["dropped"]) for r in rows] == [("gr00t", 40, 0), ("openpi", 40, 0)]
+
+
+@pytest.mark.parametrize("protocol", ["gr00t", "openpi"])
+def test_served_vla_equals_local(protocol: str, tmp_path: Path) -> None:
+    """A VLA checkpoint served with its cameras gives the local policy's chunks, bit for bit."""
+    import torch
+    import vla_fixtures
+
+    from egosim.policies.remote.server import PolicyService, make_server
+    from egosim.policies.vla.checkpoint import save_checkpoint
+    from egosim.policies.vla.model import VLAModel
+
+    torch.manual_seed(0)
+    ckpt = str(save_checkpoint(tmp_path / "vla", VLAModel(vla_fixtures.TINY), {}))
+    senv = make_env("pen_in_bin", "unitree_dex3", obs_mode="rgb")
+    server = make_server(PolicyService(make_policy("vla", senv, seed=1, checkpoint=ckpt), senv, name="vla"),
+                         protocol, HOST, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = make_env("pen_in_bin", "unitree_dex3", obs_mode="rgb", privileged=True)
+        remote = make_policy("remote", env, protocol=protocol, host=HOST, port=server.port)
+        local = make_policy("vla", env, seed=1, checkpoint=ckpt)
+        obs, _ = env.reset(seed=4, options={"initial_state": 4})
+        remote.reset(seed=4)
+        local.reset(seed=4)
+        for _ in range(3):
+            a = remote.act(obs)
+            assert a.shape == (2, 32) and np.array_equal(a, local.act(obs))
+            obs, *_ = env.step(a[0])
+        remote.close()
+    finally:
+        server.shutdown()
+        thread.join(10)
