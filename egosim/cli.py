@@ -1,13 +1,13 @@
 """The `egosim` command line: the one module that imports every part (core, tasks, policies, eval).
 
     egosim eval [key=value ...]       play a policy on tasks x embodiments (Hydra overrides of conf/eval.yaml)
+    egosim serve [key=value ...]      serve a policy over GR00T's or openpi's protocol (conf/serve.yaml)
     egosim validate [key=value ...]   eval, then the go/no-go gate before a real-robot session
                                       (conf/validate.yaml; exit 0 = go, 1 = no-go)
     egosim report [options]           Markdown + HTML + summary.json from the results store
     egosim real add [options]         store one real-robot trial
     egosim real import FILE.csv       store a CSV of real-robot trials (columns: egosim.eval.real)
     egosim list                       registered env ids with their tags, embodiments and policy kinds
-    egosim serve [key=value ...]      serve a policy over GR00T's or openpi's protocol (conf/serve.yaml)
 
 Bad names and values end with a one-line error and exit status 2 (no traceback).
 """
@@ -27,7 +27,7 @@ from egosim.errors import EgosimError
 EXIT_USAGE = 2
 
 
-def _compose(config_name: str, overrides: Sequence[str], keys: Sequence[str] | None = None):
+def _compose(config_name: str, overrides: Sequence[str]):
     from hydra import compose, initialize_config_module
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
@@ -43,10 +43,10 @@ def _compose(config_name: str, overrides: Sequence[str], keys: Sequence[str] | N
         msg = " ".join(str(exc).split())
         unknown = re.match(r"Could not override '([^']+)'", msg)
         what = f"unknown key {unknown.group(1)!r}" if unknown else f"bad override: {msg}"
-        valid = ", ".join(keys if keys is not None else (f.name for f in dataclasses.fields(EvalConfig)))
+        keys = ", ".join(f.name for f in dataclasses.fields(EvalConfig))
         if config_name == "validate":
-            valid += ", gate.<threshold>"
-        raise ConfigError(f"{what}; valid keys: {valid}") from None
+            keys += ", gate.<threshold>"
+        raise ConfigError(f"{what}; valid keys: {keys}") from None
     return OmegaConf.to_container(cfg, resolve=True)
 
 
@@ -74,21 +74,6 @@ def cmd_validate(overrides: Sequence[str]) -> int:
     print("\n" + "\n".join(verdict.lines()))
     (Path(cfg.output_dir) / "verdict.json").write_text(json.dumps(dataclasses.asdict(verdict), indent=2) + "\n")
     return 0 if verdict.go else 1
-
-
-def cmd_serve(overrides: Sequence[str]) -> int:
-    from egosim.policies.remote.server import ServeConfig, build_service, make_server
-
-    keys = [f.name for f in dataclasses.fields(ServeConfig)]
-    cfg = ServeConfig.from_mapping(_compose("serve", overrides, keys))
-    server = make_server(build_service(cfg), cfg.protocol, cfg.host, cfg.port)
-    print(f"serving policy {cfg.policy!r} ({cfg.task}, {cfg.embodiment}) over {cfg.protocol} on "
-          f"{cfg.host}:{server.port}; Ctrl-C stops", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.shutdown()
-    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -145,13 +130,32 @@ def cmd_list(tag: str | None = None) -> int:
     return 0
 
 
+def cmd_serve(overrides: Sequence[str]) -> int:
+    """Serves a policy until Ctrl-C (`egosim.policies.remote.server`)."""
+    from egosim.errors import reject_unknown_keys
+    from egosim.policies.remote.server import ServeConfig, build_service, make_server
+
+    # unknown keys first, so the error lists serve's keys (not eval's, as _compose would)
+    reject_unknown_keys([o.split("=", 1)[0].lstrip("+~") for o in overrides],
+                        [f.name for f in dataclasses.fields(ServeConfig)], "serve config")
+    cfg = ServeConfig.from_mapping(_compose("serve", overrides))
+    server = make_server(build_service(cfg), cfg.protocol, cfg.host, cfg.port)
+    print(f"serving policy {cfg.policy!r} ({cfg.task}, {cfg.embodiment}) over {cfg.protocol} on "
+          f"{cfg.host}:{server.port}; Ctrl-C stops", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.shutdown()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from egosim.eval.real import REAL_RUN_ID
     from egosim.eval.runner import EvalConfig
 
     default_store = str(EvalConfig().store_path)
     parser = argparse.ArgumentParser(prog="egosim", description="egosim: dexterous bimanual manipulation benchmark")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{eval,validate,report,real,list,serve}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{eval,validate,report,real,list}")
     p_eval = sub.add_parser(
         "eval", help="evaluate a policy (Hydra overrides, e.g. policy=random episodes=3)",
         description="Play a policy on tasks x embodiments and write DIR/summary.json. Overrides of "
@@ -195,20 +199,23 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (p_add, p_imp):
         p.add_argument("--store", default=default_store, help=f"results store (default {default_store})")
         p.add_argument("--run-id", default=REAL_RUN_ID, help="groups the trials of one robot session")
+    p_list = sub.add_parser("list", help="registered env ids, tags and policy kinds")
+    p_list.add_argument("--tag", default=None, help="only tasks with this tag (main, one_shot, g1, cloth)")
     p_serve = sub.add_parser(
         "serve", help="serve a policy over GR00T's or openpi's protocol (Hydra overrides)",
         description="Serve an egosim policy for remote evaluation or a robot. Overrides of egosim/conf/serve.yaml: "
         "policy=KIND checkpoint=PATH task=T embodiment=E protocol=gr00t|openpi host=ADDR port=P seed=S",
     )
     p_serve.add_argument("overrides", nargs="*", metavar="key=value")
-    p_list = sub.add_parser("list", help="registered env ids, tags and policy kinds")
-    p_list.add_argument("--tag", default=None, help="only tasks with this tag (main, one_shot, g1, cloth)")
+    sub.metavar = "{" + ",".join(sub.choices) + "}"  # every subcommand, in the order they were added
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "serve":
+            return cmd_serve(args.overrides)
         if args.command == "eval":
             return cmd_eval(args.overrides)
         if args.command == "validate":
@@ -217,8 +224,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "real":
             return cmd_real(args)
-        if args.command == "serve":
-            return cmd_serve(args.overrides)
         return cmd_list(args.tag)
     except EgosimError as exc:
         print(f"egosim {args.command}: error: {exc}", file=sys.stderr)
