@@ -52,7 +52,7 @@ def test_serve_errors(capsys: pytest.CaptureFixture) -> None:
     assert main(["serve", "protocol=zmq"]) == 2
     assert "unknown protocol 'zmq'; valid choices: gr00t, openpi" in capsys.readouterr().err
     assert main(["serve", "speed=3"]) == 2
-    assert "unknown key 'speed'; valid keys: policy, checkpoint, task" in capsys.readouterr().err
+    assert "unknown serve config keys ['speed']; valid keys: checkpoint, embodiment, host" in capsys.readouterr().err
 
 
 def test_egosim_serve_command_serves_the_expert() -> None:
