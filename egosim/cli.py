@@ -1,6 +1,7 @@
 """The `egosim` command line: the one module that imports every part (core, tasks, policies, eval).
 
     egosim eval [key=value ...]       play a policy on tasks x embodiments (Hydra overrides of conf/eval.yaml)
+    egosim serve [key=value ...]      serve a policy over GR00T's or openpi's protocol (conf/serve.yaml)
     egosim validate [key=value ...]   eval, then the go/no-go gate before a real-robot session
                                       (conf/validate.yaml; exit 0 = go, 1 = no-go)
     egosim report [options]           Markdown + HTML + summary.json from the results store
@@ -129,6 +130,25 @@ def cmd_list(tag: str | None = None) -> int:
     return 0
 
 
+def cmd_serve(overrides: Sequence[str]) -> int:
+    """Serves a policy until Ctrl-C (`egosim.policies.remote.server`)."""
+    from egosim.errors import reject_unknown_keys
+    from egosim.policies.remote.server import ServeConfig, build_service, make_server
+
+    # unknown keys first, so the error lists serve's keys (not eval's, as _compose would)
+    reject_unknown_keys([o.split("=", 1)[0].lstrip("+~") for o in overrides],
+                        [f.name for f in dataclasses.fields(ServeConfig)], "serve config")
+    cfg = ServeConfig.from_mapping(_compose("serve", overrides))
+    server = make_server(build_service(cfg), cfg.protocol, cfg.host, cfg.port)
+    print(f"serving policy {cfg.policy!r} ({cfg.task}, {cfg.embodiment}) over {cfg.protocol} on "
+          f"{cfg.host}:{server.port}; Ctrl-C stops", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.shutdown()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from egosim.eval.real import REAL_RUN_ID
     from egosim.eval.runner import EvalConfig
@@ -181,12 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--run-id", default=REAL_RUN_ID, help="groups the trials of one robot session")
     p_list = sub.add_parser("list", help="registered env ids, tags and policy kinds")
     p_list.add_argument("--tag", default=None, help="only tasks with this tag (main, one_shot, g1, cloth)")
+    p_serve = sub.add_parser(
+        "serve", help="serve a policy over GR00T's or openpi's protocol (Hydra overrides)",
+        description="Serve an egosim policy for remote evaluation or a robot. Overrides of egosim/conf/serve.yaml: "
+        "policy=KIND checkpoint=PATH task=T embodiment=E protocol=gr00t|openpi host=ADDR port=P seed=S",
+    )
+    p_serve.add_argument("overrides", nargs="*", metavar="key=value")
+    sub.metavar = "{" + ",".join(sub.choices) + "}"  # every subcommand, in the order they were added
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "serve":
+            return cmd_serve(args.overrides)
         if args.command == "eval":
             return cmd_eval(args.overrides)
         if args.command == "validate":

@@ -33,6 +33,7 @@ class EpisodeJob:
             policy is constructed with.
         max_steps: Cut the episode after this many steps (None: the task's horizon).
         video: mp4 path to write, or '' for none.
+        policy_args: The policy's options as sorted (name, value) pairs (hashable, picklable).
     """
 
     task: str
@@ -44,6 +45,7 @@ class EpisodeJob:
     policy_seed: int = 0
     max_steps: int | None = None
     video: str = ""
+    policy_args: tuple[tuple[str, Any], ...] = ()
 
     @property
     def key(self) -> tuple[str, str, int, int]:
@@ -68,7 +70,7 @@ def play_job(job: EpisodeJob) -> dict[str, Any]:
 
     kind = get_policy_kind(job.policy)
     renders = bool(job.video) or kind.needs_images
-    key = (job.task, job.embodiment, job.policy, job.checkpoint, job.policy_seed, bool(job.video))
+    key = (job.task, job.embodiment, job.policy, job.checkpoint, job.policy_seed, bool(job.video), job.policy_args)
     if key not in _CACHE:
         _close_cached()  # one env per worker at a time: envs with cameras hold GL contexts
         env = make_env(
@@ -77,7 +79,8 @@ def play_job(job: EpisodeJob) -> dict[str, Any]:
             privileged=kind.needs_privileged,
             render_mode="rgb_array" if job.video else None,
         )
-        _CACHE[key] = (env, make_policy(job.policy, env, seed=job.policy_seed, checkpoint=job.checkpoint or None))
+        _CACHE[key] = (env, make_policy(job.policy, env, seed=job.policy_seed, checkpoint=job.checkpoint or None,
+                                        **dict(job.policy_args)))
     env, policy = _CACHE[key]
     rec = run_episode(env, policy, initial_state=job.initial_state, seed=job.seed, max_steps=job.max_steps,
                       video_path=job.video or None, policy_name=job.policy)
@@ -92,8 +95,11 @@ def play_job(job: EpisodeJob) -> dict[str, Any]:
 
 
 def _close_cached() -> None:
-    for env, _ in _CACHE.values():
+    for env, policy in _CACHE.values():
         env.close()
+        close = getattr(policy, "close", None)  # e.g. a remote policy's connection
+        if close is not None:
+            close()
     _CACHE.clear()
 
 

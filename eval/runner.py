@@ -38,7 +38,7 @@ from egosim.eval.backends import BACKENDS, EpisodeJob, run_jobs
 from egosim.eval.stats import wilson_interval
 from egosim.eval.store import ResultsStore
 from egosim.eval.versions import versions
-from egosim.policies import get_policy_kind
+from egosim.policies import check_policy_options, get_policy_kind
 
 from egosim.embodiment import embodiment_names, get_embodiment
 from egosim.errors import ConfigError, InvalidChoiceError, reject_unknown_keys
@@ -72,6 +72,9 @@ class EvalConfig:
         ray_address: A running Ray cluster for backend=ray; None starts a local Ray.
         record_video: Write an mp4 of the ego camera per episode (renders every step).
         max_steps: Cut episodes after this many env steps (None: play to the task's horizon).
+        protocol, host, port: Where a `remote` policy is served (protocol gr00t or openpi); None
+            leaves them out. They are policy options, like the entries of `policy_args`.
+        policy_args: Further options of the policy kind (`PolicyKind.options`), passed to its class.
     """
 
     tasks: list[str] = field(default_factory=lambda: ["pen_in_bin"])
@@ -89,12 +92,18 @@ class EvalConfig:
     ray_address: str | None = None
     record_video: bool = False
     max_steps: int | None = None
+    protocol: str | None = None
+    host: str | None = None
+    port: int | None = None
+    policy_args: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> EvalConfig:
         """Builds a config from a dict or an OmegaConf DictConfig, checking keys and types."""
         reject_unknown_keys(cfg, (f.name for f in dataclasses.fields(cls)), "eval config")
         kw = {k: cfg[k] for k in cfg}
+        if kw.get("policy_args") is None:
+            kw["policy_args"] = {}
         for key in ("tasks", "embodiments"):
             if key in kw:
                 kw[key] = _as_name_list(key, kw[key])
@@ -128,6 +137,17 @@ class EvalConfig:
                 raise ConfigError(f"{key} must be 1-128 characters of letters, digits and _.:@+-, got {val!r}")
         if self.checkpoint is not None and not Path(self.checkpoint).exists():
             raise ConfigError(f"checkpoint {self.checkpoint!r} does not exist")
+        if not isinstance(self.policy_args, Mapping) or not all(isinstance(k, str) for k in self.policy_args):
+            raise ConfigError(f"policy_args must be a mapping of option names to values, got {self.policy_args!r}")
+        clash = sorted(k for k in ("protocol", "host", "port") if getattr(self, k) is not None and k in self.policy_args)
+        if clash:
+            raise ConfigError(f"{clash} given both as keys and in policy_args; give each once")
+
+    @property
+    def policy_options(self) -> dict[str, Any]:
+        """The options the policy is built with: protocol/host/port when set, then `policy_args`."""
+        top = {k: getattr(self, k) for k in ("protocol", "host", "port") if getattr(self, k) is not None}
+        return {**top, **dict(self.policy_args)}
 
     @property
     def store_path(self) -> Path:
@@ -169,6 +189,7 @@ def resolve_names(cfg: EvalConfig) -> tuple[list[str], list[str]]:
     kind = get_policy_kind(cfg.policy)
     if cfg.checkpoint is not None and not kind.takes_checkpoint:
         raise ConfigError(f"policy kind {cfg.policy!r} takes no checkpoint (got checkpoint={cfg.checkpoint!r})")
+    check_policy_options(cfg.policy, cfg.policy_options)
     for name in tasks:
         available = len(get_task(name)().eval_initial_states())
         if cfg.episodes > available:
@@ -211,6 +232,7 @@ def plan_jobs(cfg: EvalConfig, tasks: Sequence[str], embs: Sequence[str]) -> lis
         EpisodeJob(
             task=task, embodiment=emb, initial_state=i, seed=cfg.seed + i, policy=cfg.policy,
             checkpoint=str(cfg.checkpoint or ""), policy_seed=cfg.seed, max_steps=cfg.max_steps,
+            policy_args=tuple(sorted(cfg.policy_options.items())),
             video=str(out / "videos" / f"{task}-{emb}-ep{i}.mp4") if cfg.record_video else "",
         )
         for task in tasks for emb in embs for i in range(cfg.episodes)

@@ -10,6 +10,11 @@ Kinds:
     vla: the GR00T-shaped VLA (`egosim.policies.vla`), loaded from a checkpoint folder; reads the
         three cameras. The from-scratch baseline is the same kind, trained without pretraining
         (a training config, told apart in reports by `label=scratch`).
+    remote: a policy served elsewhere (`egosim.policies.remote`): GR00T's ZMQ protocol or openpi's
+        websocket protocol; options protocol, host, port (and timeout_s, execute_steps,
+        wrist_actions, api_token). Its env renders the cameras and carries privileged state, and the
+        client sends what the server asks for.
+    replay: recorded per-step actions played back (`egosim.policies.replay`); checkpoint=FILE.
 
 This package never imports `egosim.eval` (DESIGN.md: data flows policies -> eval).
 """
@@ -17,8 +22,9 @@ This package never imports `egosim.eval` (DESIGN.md: data flows policies -> eval
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from egosim.errors import ConfigError, InvalidChoiceError
 from egosim.policy import Policy
@@ -39,6 +45,9 @@ class PolicyKind:
         needs_privileged: The policy reads `observation["privileged"]` (env built with privileged=True).
         takes_checkpoint: The class is constructed as `cls(env, seed=seed, checkpoint=path)`.
         description: One line for `egosim list` and error messages.
+        options: Keyword options the class takes (`policy_args`, or `protocol=...` for `remote`); the
+            class may define a classmethod `check_options(**options)` that validates them without
+            side effects, which `check_policy_options` calls before any episode runs.
     """
 
     name: str
@@ -48,6 +57,7 @@ class PolicyKind:
     needs_privileged: bool = False
     takes_checkpoint: bool = False
     description: str = ""
+    options: tuple[str, ...] = ()
 
     def load(self) -> type:
         return getattr(importlib.import_module(self.module), self.cls)
@@ -71,6 +81,14 @@ register_policy(PolicyKind("expert", "egosim.policies.expert", "ExpertPolicy", n
 register_policy(PolicyKind("vla", "egosim.policies.vla.policy", "VLAPolicy", needs_images=True,
                            takes_checkpoint=True,
                            description="the flow-matching VLA from a checkpoint folder (checkpoint=PATH)"))
+register_policy(PolicyKind("remote", "egosim.policies.remote.policy", "RemotePolicy", needs_images=True,
+                           needs_privileged=True,
+                           options=("protocol", "host", "port", "timeout_s", "execute_steps", "wrist_actions",
+                                    "api_token"),
+                           description="a policy served elsewhere (protocol=gr00t|openpi host=H port=P)"))
+register_policy(PolicyKind("replay", "egosim.policies.replay", "ReplayPolicy", takes_checkpoint=True,
+                           options=("at_end",),
+                           description="recorded per-step actions played back (checkpoint=FILE.npz|.jsonl)"))
 
 
 def policy_kinds() -> tuple[str, ...]:
@@ -86,18 +104,40 @@ def get_policy_kind(name: str) -> PolicyKind:
         raise InvalidChoiceError("policy", name, _KINDS) from None
 
 
-def make_policy(kind: str, env: gym.Env, seed: int | None = None, checkpoint: str | None = None) -> Policy:
+def check_policy_options(kind: str, options: Mapping[str, Any]) -> None:
+    """Checks option names (and values, where the kind validates them) before anything is built.
+
+    Raises `ConfigError` naming the unknown options and the kind's valid ones, or the kind's own
+    error for a bad value (e.g. `InvalidChoiceError` for an unknown protocol).
+    """
+    record = get_policy_kind(kind)
+    unknown = sorted(set(options) - set(record.options))
+    if unknown:
+        valid = ", ".join(record.options) if record.options else "none"
+        raise ConfigError(f"policy kind {kind!r} takes no option(s) {unknown}; its options: {valid}")
+    if not record.options:
+        return  # nothing to check, and no reason to import the kind's module (torch, for the VLA)
+    check = getattr(record.load(), "check_options", None)
+    if check is not None:
+        check(**options)
+
+
+def make_policy(kind: str, env: gym.Env, seed: int | None = None, checkpoint: str | None = None,
+                **options: Any) -> Policy:
     """Builds a policy of `kind` for `env` (imports the kind's module on first use).
 
     `checkpoint` is passed only to kinds that load one; giving it to any other kind is an error,
-    since silently ignoring it would report an untrained policy under a checkpoint's name.
+    since silently ignoring it would report an untrained policy under a checkpoint's name. `options`
+    go to kinds that declare them (`PolicyKind.options`), and are checked the same way.
     """
     record = get_policy_kind(kind)
-    if checkpoint is None:
-        return record.load()(env, seed=seed)
-    if not record.takes_checkpoint:
+    if checkpoint is not None and not record.takes_checkpoint:
         raise ConfigError(f"policy kind {kind!r} takes no checkpoint (got checkpoint={checkpoint!r})")
-    return record.load()(env, seed=seed, checkpoint=checkpoint)
+    check_policy_options(kind, options)
+    if checkpoint is not None:
+        options = {**options, "checkpoint": checkpoint}
+    return record.load()(env, seed=seed, **options)
 
 
-__all__ = ["Policy", "PolicyKind", "get_policy_kind", "make_policy", "policy_kinds", "register_policy"]
+__all__ = ["Policy", "PolicyKind", "check_policy_options", "get_policy_kind", "make_policy", "policy_kinds",
+           "register_policy"]

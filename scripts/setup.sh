@@ -41,5 +41,8 @@ echo "setup: creating $VENV and installing egosim (first run only)"
 # The CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 "$VENV/bin/python" -m pip install -q -e ".[test]"
+# The real openpi client, for the remote-policy tests: it declares numpy<2 but works on numpy 2, so
+# without its dependencies (websockets and msgpack come from egosim's test extra).
+"$VENV/bin/python" -m pip install -q --no-deps "openpi-client>=0.1"
 touch "$STAMP"
 echo "setup: done"
