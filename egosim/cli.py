@@ -82,24 +82,45 @@ def cmd_validate(overrides: Sequence[str]) -> int:
     return 0 if verdict.go else 1
 
 
+@dataclasses.dataclass(frozen=True)
+class _CollectEnv:
+    """Builds collection envs in any process (picklable, for `egosim collect workers=N`)."""
+
+    needs_images: bool
+    needs_privileged: bool
+
+    def __call__(self, task: str, embodiment: str, video: bool, image_size: tuple[int, int]):
+        from egosim.rig import RigConfig
+        from egosim.tasks import make_env
+
+        return make_env(task, embodiment, obs_mode="rgb" if (video or self.needs_images) else "state",
+                        privileged=self.needs_privileged, rig_config=RigConfig(image_size=tuple(image_size)))
+
+
+@dataclasses.dataclass(frozen=True)
+class _CollectPolicy:
+    """Builds the collecting policy in any process (picklable)."""
+
+    kind: str
+
+    def __call__(self, env, seed: int):
+        from egosim.policies import make_policy
+
+        return make_policy(self.kind, env, seed=seed)
+
+
 def cmd_collect(overrides: Sequence[str]) -> int:
     """Wires `egosim.data.collect` to the task registry and the policy kinds."""
     from egosim.data.collect import CollectConfig, collect, resolve
     from egosim.embodiment import embodiment_names
-    from egosim.policies import get_policy_kind, make_policy
-    from egosim.rig import RigConfig
-    from egosim.tasks import make_env, task_names
+    from egosim.policies import get_policy_kind
+    from egosim.tasks import task_names
 
     cfg = CollectConfig.from_mapping(_compose("collect", overrides))
     cfg.tasks = resolve(cfg.tasks, task_names(), "task")
     cfg.embodiments = resolve(cfg.embodiments, embodiment_names(), "embodiment")
     kind = get_policy_kind(cfg.policy)
-
-    def env_factory(task: str, embodiment: str, video: bool, image_size: tuple[int, int]):
-        return make_env(task, embodiment, obs_mode="rgb" if (video or kind.needs_images) else "state",
-                        privileged=kind.needs_privileged, rig_config=RigConfig(image_size=tuple(image_size)))
-
-    collect(cfg, env_factory, lambda env, seed: make_policy(cfg.policy, env, seed=seed))
+    collect(cfg, _CollectEnv(kind.needs_images, kind.needs_privileged), _CollectPolicy(cfg.policy))
     return 0
 
 

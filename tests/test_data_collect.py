@@ -197,6 +197,20 @@ def test_resume_appends_and_leaves_earlier_episodes_alone(tmp_path: Path) -> Non
         collect(CollectConfig(**{**base, "image_size": (48, 64)}, episodes=4), *factories("random"), log=None)
 
 
+def test_one_and_two_workers_write_the_same_dataset(tmp_path: Path) -> None:
+    from egosim.cli import _CollectEnv, _CollectPolicy
+
+    base = dict(embodiments=[EMB], policy="random", seed=3, max_steps=15, keep="all", episodes=4, image_size=(32, 48))
+    for w in (1, 2):
+        collect(CollectConfig(**base, workers=w, output_dir=str(tmp_path / f"w{w}")), _CollectEnv(False, False),
+                _CollectPolicy("random"), log=None)
+    a, b = tmp_path / "w1" / EMB, tmp_path / "w2" / EMB
+    assert validate_dataset(b).episodes == 4
+    for e in range(4):
+        assert all(np.array_equal(x, y) for x, y in zip(read_episode(a, e).values(), read_episode(b, e).values()))
+    assert (a / "meta/stats.json").read_text() == (b / "meta/stats.json").read_text()
+
+
 def test_bad_settings_name_the_value_and_the_choices(tmp_path: Path) -> None:
     with pytest.raises(InvalidChoiceError, match="keep 'some'.*all, success"):
         CollectConfig.from_mapping({"keep": "some"})

@@ -30,7 +30,7 @@ import numpy as np
 
 from egosim.actions import chunk_to_step_actions
 from egosim.data.format import CAMERA_KEYS, DatasetError
-from egosim.data.writer import DatasetWriter
+from egosim.data.writer import DatasetWriter, EpisodeRecorder
 from egosim.errors import ConfigError, InvalidActionError, InvalidChoiceError, reject_unknown_keys
 from egosim.policy import Policy
 
@@ -59,6 +59,8 @@ class CollectConfig:
         max_attempts: With keep=success, give up a (task, embodiment) after this many attempts
             (None: 3 x episodes + 10).
         initial_states: "sampled" (drawn from the attempt's seed) or "eval" (evaluation state k).
+        workers: Attempts played in parallel (spawned processes); 0 = one per CPU core. The dataset
+            is the same for any number of workers.
     """
 
     tasks: list[str] = field(default_factory=lambda: ["pen_in_bin"])
@@ -73,6 +75,7 @@ class CollectConfig:
     max_steps: int | None = None
     max_attempts: int | None = None
     initial_states: str = "sampled"
+    workers: int = 1
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> CollectConfig:
@@ -90,10 +93,12 @@ class CollectConfig:
         return out
 
     def validate(self) -> None:
-        for key in ("episodes", "seed"):
+        for key in ("episodes", "seed", "workers"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
                 raise ConfigError(f"{key} must be an integer, got {v!r}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0: one per CPU core), got {self.workers}")
         if self.episodes < 1:
             raise ConfigError(f"episodes must be >= 1, got {self.episodes}")
         if self.keep not in KEEP:
@@ -154,13 +159,12 @@ class Progress:
             sys.stdout.write("\n")
 
 
-def play_attempt(env: Any, policy: Policy, writer: DatasetWriter | None, *, task: str, attempt: int, seed: int,
-                 initial_state: int | None, max_steps: int | None, policy_name: str, video: bool
-                 ) -> tuple[dict[str, Any], Any]:
-    """Plays one attempt and records it; returns (attempt record, recorder or None).
+def play_attempt(env: Any, policy: Policy, recorder: EpisodeRecorder | None, *, task: str, attempt: int, seed: int,
+                 initial_state: int | None, max_steps: int | None, policy_name: str, video: bool) -> dict[str, Any]:
+    """Plays one attempt into `recorder` (None: not recorded) and returns the attempt's record.
 
     Frame t holds the observation before step t, the clipped per-step action the env was stepped
-    with, and the reward that step earned. The recorder is None when `writer` is None (dry runs).
+    with, and the reward that step earned.
     """
     base = env.unwrapped
     dof = base.embodiment.dof
@@ -170,7 +174,6 @@ def play_attempt(env: Any, policy: Policy, writer: DatasetWriter | None, *, task
     obs, info = env.reset(seed=seed, options=options)
     init = dict(base.initial_state)
     policy.reset(seed=seed)
-    rec = writer.start_episode() if writer is not None else None
     steps = 0
     terminated = truncated = cut = False
     while not (terminated or truncated or cut):
@@ -182,17 +185,19 @@ def play_attempt(env: Any, policy: Policy, writer: DatasetWriter | None, *, task
             images = {c: obs[c] for c in CAMERA_KEYS} if video else None
             state = obs["state"]
             obs, reward, terminated, truncated, info = env.step(a)
-            if rec is not None:
-                rec.add(state, a, float(reward), images)
+            if recorder is not None:
+                recorder.add(state, a, float(reward), images)
             steps += 1
             cut = max_steps is not None and steps >= max_steps
             if terminated or truncated or cut:
                 break
+    if recorder is not None:
+        recorder.finish()
     success = bool(info["is_success"])
     unstable = bool(info["sim_unstable"])
     end = "success" if success else "unstable" if unstable else "terminated" if terminated else (
         "horizon" if truncated else "max_steps")
-    record = {
+    return {
         "task": task, "embodiment": base.embodiment.name, "attempt": attempt, "seed": seed,
         "initial_state_id": -1 if initial_state is None else int(initial_state),
         "initial_state": {k: v for k, v in init.items() if k != "id"}, "policy": policy_name,
@@ -200,83 +205,198 @@ def play_attempt(env: Any, policy: Policy, writer: DatasetWriter | None, *, task
         "milestones": {k: bool(v) for k, v in info["milestones"].items()},
         "wall_s": round(time.perf_counter() - t0, 3),
     }
-    return record, rec
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One attempt, everything a worker needs (picklable)."""
+
+    task: str
+    embodiment: str
+    attempt: int
+    seed: int
+    initial_state: int | None
+    policy_seed: int
+    policy_name: str
+    max_steps: int | None
+    video: bool
+    image_size: tuple[int, int]
+    work: str
+    fps: int
+
+
+_CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def _play_job(job: _Job, make_env: EnvFactory, make_policy: PolicyFactory) -> tuple[dict[str, Any], EpisodeRecorder]:
+    """Worker function: plays one attempt with this process's cached env and policy."""
+    key = (job.task, job.embodiment, job.video, job.image_size)
+    if key not in _CACHE:
+        _close_cached()
+        env = make_env(job.task, job.embodiment, job.video, job.image_size)
+        _CACHE[key] = (env, make_policy(env, job.policy_seed))
+    env, policy = _CACHE[key]
+    recorder = EpisodeRecorder(job.work, job.fps, job.image_size if job.video else None)
+    rec = play_attempt(env, policy, recorder, task=job.task, attempt=job.attempt, seed=job.seed,
+                       initial_state=job.initial_state, max_steps=job.max_steps, policy_name=job.policy_name,
+                       video=job.video)
+    return rec, recorder
+
+
+def _close_cached() -> None:
+    for env, _ in _CACHE.values():
+        env.close()
+    _CACHE.clear()
+
+
+def _watch_parent(parent: int) -> None:
+    """Pool initializer: a worker ends itself when the collecting process dies (e.g. SIGKILL)."""
+    import os
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def collect(cfg: CollectConfig, make_env: EnvFactory, make_policy: PolicyFactory,
             log: Log | None = print) -> list[dict[str, Any]]:
     """Collects (or resumes) demos into one dataset per embodiment; returns one summary row each.
 
+    Attempts are committed in attempt order whatever the number of workers, so a dataset does not
+    depend on `workers` (with keep=success the first `episodes` successes in attempt order are kept).
+
     Args:
         cfg: The collection config (task and embodiment names already resolved).
         make_env: Builds the env of (task, embodiment, video, image_size); it must give camera
             observations when video is true and whatever the policy needs (e.g. privileged state).
-        make_policy: Builds the policy for an env with a seed.
+            Picklable (a module-level function or class instance) when cfg.workers > 1.
+        make_policy: Builds the policy for an env with a seed (picklable likewise).
         log: Where progress goes (None: silent).
     """
+    import os
+
     cfg.validate()
     emit = log or (lambda _m: None)
     out = Path(cfg.output_dir)
+    workers = cfg.workers or (os.cpu_count() or 1)
+    pool = None
+    if workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_watch_parent, initargs=(os.getpid(),))
     rows = []
-    for emb in cfg.embodiments:
-        root = out / emb
-        writer: DatasetWriter | None = None
-        env = policy = None
-        try:
-            done_by_task: dict[str, set[int]] = {}
-            kept_by_task: dict[str, int] = {}
-            for task in cfg.tasks:
-                if env is not None:
-                    env.close()
-                env = make_env(task, emb, cfg.video, cfg.image_size)
-                base = env.unwrapped
-                if writer is None:
-                    writer = DatasetWriter(root, robot_type=emb, joint_names=base.embodiment.joint_names,
-                                           fps=round(1.0 / base.control_dt),
-                                           image_size=cfg.image_size if cfg.video else None)
-                    for a in writer.attempts:
-                        done_by_task.setdefault(a["task"], set()).add(int(a["attempt"]))
-                        kept_by_task[a["task"]] = kept_by_task.get(a["task"], 0) + bool(a["kept"])
-                    emit(f"{root}: {len(writer.episodes)} episodes already there "
-                         f"({len(writer.attempts)} attempts recorded); collecting {cfg.policy} on {emb}")
-                if cfg.initial_states == "eval":
-                    n_eval = len(base.task.eval_initial_states())
-                    if cfg.attempt_cap > n_eval:
-                        raise ConfigError(f"initial_states=eval allows {n_eval} attempts on {task!r}, "
-                                          f"but up to {cfg.attempt_cap} may be needed; lower episodes/max_attempts")
-                policy = make_policy(env, cfg.seed)
-                done = done_by_task.get(task, set())
-                kept = kept_by_task.get(task, 0)
-                progress = Progress(cfg.episodes, min(kept, cfg.episodes), log)
-                k = 0
-                while k < cfg.attempt_cap and (cfg.keep == "all" or kept < cfg.episodes):
-                    if k in done:
-                        k += 1
-                        continue
-                    rec, recorder = play_attempt(
-                        env, policy, writer, task=task, attempt=k, seed=cfg.seed + k,
-                        initial_state=k if cfg.initial_states == "eval" else None, max_steps=cfg.max_steps,
-                        policy_name=cfg.policy, video=cfg.video)
-                    keep = cfg.keep == "all" or rec["success"]
-                    writer.commit(rec, recorder if keep else None, base.task.instruction)
-                    kept += keep
-                    progress.update(rec, keep)
-                    k += 1
-                progress.close()
-                if kept < cfg.episodes:
-                    emit(f"warning: {task} on {emb}: only {kept} of {cfg.episodes} episodes succeeded in "
-                         f"{cfg.attempt_cap} attempts")
-        finally:
-            if env is not None:
-                env.close()
-        assert writer is not None
-        atts = writer.attempts
-        rows.append({"embodiment": emb, "dataset": str(root), "episodes": len(writer.episodes),
-                     "frames": writer.total_frames, "attempts": len(atts),
-                     "success_rate": (sum(a["success"] for a in atts) / len(atts)) if atts else 0.0})
-        emit(f"{root}: {len(writer.episodes)} episodes, {writer.total_frames} frames "
-             f"({len(atts)} attempts, {100 * rows[-1]['success_rate']:.0f}% success)")
+    try:
+        for emb in cfg.embodiments:
+            rows.append(_collect_embodiment(cfg, emb, out / emb, make_env, make_policy, pool, workers, log, emit))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        _close_cached()
     return rows
+
+
+def _collect_embodiment(cfg: CollectConfig, emb: str, root: Path, make_env: EnvFactory, make_policy: PolicyFactory,
+                        pool: Any, workers: int, log: Log | None, emit: Log) -> dict[str, Any]:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    writer: DatasetWriter | None = None
+    done_by_task: dict[str, set[int]] = {}
+    kept_by_task: dict[str, int] = {}
+    for task in cfg.tasks:
+        probe_env = make_env(task, emb, False, cfg.image_size)  # for names, rates and limits only
+        base = probe_env.unwrapped
+        instruction, fps = base.task.instruction, round(1.0 / base.control_dt)
+        n_eval = len(base.task.eval_initial_states())
+        if writer is None:
+            writer = DatasetWriter(root, robot_type=emb, joint_names=base.embodiment.joint_names, fps=fps,
+                                   image_size=cfg.image_size if cfg.video else None)
+            for a in writer.attempts:
+                done_by_task.setdefault(a["task"], set()).add(int(a["attempt"]))
+                kept_by_task[a["task"]] = kept_by_task.get(a["task"], 0) + bool(a["kept"])
+            emit(f"{root}: {len(writer.episodes)} episodes already there ({len(writer.attempts)} attempts recorded); "
+                 f"collecting {cfg.policy} on {emb} with {workers} worker(s)")
+        probe_env.close()
+        if cfg.initial_states == "eval" and cfg.attempt_cap > n_eval:
+            raise ConfigError(f"initial_states=eval allows {n_eval} attempts on {task!r}, but up to "
+                              f"{cfg.attempt_cap} may be needed; lower episodes or max_attempts")
+        done = done_by_task.get(task, set())
+        kept = kept_by_task.get(task, 0)
+        todo = iter([k for k in range(cfg.attempt_cap) if k not in done])
+        progress = Progress(cfg.episodes, min(kept, cfg.episodes), log)
+
+        def job(k: int) -> _Job:
+            return _Job(task=task, embodiment=emb, attempt=k, seed=cfg.seed + k,
+                        initial_state=k if cfg.initial_states == "eval" else None, policy_seed=cfg.seed,
+                        policy_name=cfg.policy, max_steps=cfg.max_steps, video=cfg.video,
+                        image_size=tuple(cfg.image_size), work=str(writer.work_dir(f"{task}-{k}")), fps=fps)
+
+        def wanted() -> bool:
+            return cfg.keep == "all" or kept < cfg.episodes
+
+        if pool is None:
+            for k in todo:
+                if not wanted():
+                    break
+                rec, recorder = _play_job(job(k), make_env, make_policy)
+                kept += _commit(writer, rec, recorder, cfg, instruction, progress)
+        else:
+            pending: dict[Any, int] = {}
+            ready: dict[int, tuple[dict[str, Any], EpisodeRecorder]] = {}
+            order: list[int] = []
+            try:
+                while wanted():
+                    while len(pending) + len(ready) < 2 * workers:
+                        k = next(todo, None)
+                        if k is None:
+                            break
+                        order.append(k)
+                        pending[pool.submit(_play_job, job(k), make_env, make_policy)] = k
+                    if not pending and not ready:
+                        break
+                    if pending:
+                        finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            ready[pending.pop(fut)] = fut.result()
+                    while order and order[0] in ready and wanted():
+                        rec, recorder = ready.pop(order.pop(0))
+                        kept += _commit(writer, rec, recorder, cfg, instruction, progress)
+            finally:
+                running = [f for f in pending if not f.cancel()]
+                for fut in running:  # surplus attempts still playing: let them end, then drop them
+                    try:
+                        ready[pending[fut]] = fut.result()
+                    except Exception:  # noqa: BLE001 - an attempt nobody will commit
+                        pass
+                for _rec, recorder in ready.values():
+                    recorder.discard()
+        progress.close()
+        if kept < cfg.episodes:
+            emit(f"warning: {task} on {emb}: only {kept} of {cfg.episodes} episodes succeeded in "
+                 f"{cfg.attempt_cap} attempts")
+    assert writer is not None
+    writer.close()
+    atts = writer.attempts
+    row = {"embodiment": emb, "dataset": str(root), "episodes": len(writer.episodes), "frames": writer.total_frames,
+           "attempts": len(atts), "success_rate": (sum(a["success"] for a in atts) / len(atts)) if atts else 0.0}
+    emit(f"{root}: {row['episodes']} episodes, {row['frames']} frames ({row['attempts']} attempts, "
+         f"{100 * row['success_rate']:.0f}% success)")
+    return row
+
+
+def _commit(writer: DatasetWriter, rec: dict[str, Any], recorder: EpisodeRecorder, cfg: CollectConfig,
+            instruction: str, progress: Progress) -> bool:
+    keep = cfg.keep == "all" or bool(rec["success"])
+    if not keep:
+        recorder.discard()
+    writer.commit(rec, recorder if keep else None, instruction)
+    progress.update(rec, keep)
+    return keep
 
 
 def resolve(names: Iterable[str], all_names: Iterable[str], kind: str) -> list[str]:

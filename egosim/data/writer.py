@@ -49,6 +49,7 @@ from egosim.data.video import VideoWriter
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 _STAT_STRIDE = 5  # every 5th frame, 4x downsampled, feeds the image stats
+META_PER_FILE = 100  # episodes-table rows per meta/episodes file: a commit rewrites only the last file
 
 
 def _exchange(a: Path, b: Path) -> None:
@@ -100,18 +101,26 @@ def _tasks_table(tasks: Sequence[str]) -> Any:
 
 
 class EpisodeRecorder:
-    """Buffers one episode's vectors and streams its camera frames to mp4 files in the work folder."""
+    """Buffers one episode's vectors and streams its camera frames to mp4 files in its own folder.
 
-    def __init__(self, work: Path, fps: int, image_size: tuple[int, int] | None) -> None:
-        self.work = work
+    After `finish()` it holds only arrays and paths, so a worker process can hand it to the writer's
+    process (pickle) for the commit.
+    """
+
+    def __init__(self, work: str | os.PathLike[str], fps: int, image_size: tuple[int, int] | None) -> None:
+        self.work = Path(work)
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
         self.states: list[NDArray[np.float32]] = []
         self.actions: list[NDArray[np.float64]] = []
         self.rewards: list[float] = []
+        self.videos: dict[str, Path] = {}
         self._writers: dict[str, VideoWriter] = {}
         self._samples: dict[str, list[NDArray[np.uint8]]] = {}
         if image_size is not None:
             for cam in CAMERA_KEYS:
-                self._writers[cam] = VideoWriter(work / f"{cam}.mp4", fps, *image_size)
+                self._writers[cam] = VideoWriter(self.work / f"{cam}.mp4", fps, *image_size)
                 self._samples[cam] = []
 
     def add(self, state: NDArray[Any], action: NDArray[Any], reward: float,
@@ -132,10 +141,17 @@ class EpisodeRecorder:
         return len(self.states)
 
     def finish(self) -> dict[str, Path]:
-        """Closes the video files; returns them by camera."""
-        for w in self._writers.values():
+        """Closes the video files (idempotent); returns them by camera."""
+        for cam, w in self._writers.items():
             w.close()
-        return {cam: self.work / f"{cam}.mp4" for cam in self._writers}
+            self.videos[cam] = self.work / f"{cam}.mp4"
+        self._writers = {}
+        return dict(self.videos)
+
+    def discard(self) -> None:
+        """Drops the episode's files (an attempt that is not kept)."""
+        self.finish()
+        shutil.rmtree(self.work, ignore_errors=True)
 
     def image_stats(self) -> dict[str, dict[str, NDArray[Any]]]:
         return {video_key(cam): image_stats(np.stack(s), len(self)) for cam, s in self._samples.items() if s}
@@ -169,6 +185,8 @@ class DatasetWriter:
         self.episodes: list[dict[str, Any]] = []
         self.tasks: list[str] = []
         self.attempts: list[dict[str, Any]] = []
+        self._stats: dict[str, dict[str, Any]] = {}
+        self._stats_upto = 0  # episodes folded into _stats
         self._recover()
         self._load()
 
@@ -204,12 +222,17 @@ class DatasetWriter:
                     self.attempts.append(json.loads(line))
 
     # ------------------------------------------------------------------ recording
-    def start_episode(self) -> EpisodeRecorder:
-        """A fresh recorder in the work folder (any earlier unfinished episode is discarded)."""
-        if self._work.exists():
-            shutil.rmtree(self._work)
-        self._work.mkdir(parents=True)
-        return EpisodeRecorder(self._work, self.fps, self.image_size)  # type: ignore[arg-type]
+    def work_dir(self, name: str) -> Path:
+        """A folder for an episode being recorded (removed when it is committed or discarded, and on reopen)."""
+        return self._work / name
+
+    def close(self) -> None:
+        """Removes the work folder (call when no episode of this dataset is being recorded)."""
+        shutil.rmtree(self._work, ignore_errors=True)
+
+    def start_episode(self, name: str = "episode") -> EpisodeRecorder:
+        """A fresh recorder in `work_dir(name)` (an earlier unfinished one of that name is discarded)."""
+        return EpisodeRecorder(self.work_dir(name), self.fps, self.image_size)  # type: ignore[arg-type]
 
     @property
     def total_frames(self) -> int:
@@ -233,7 +256,7 @@ class DatasetWriter:
             ep_index = len(self.episodes)
             videos = recorder.finish()
             new_episode, data_rel, table = self._episode_row(ep_index, recorder, tasks.index(task), task, attempt)
-            data_tmp = self._work / "data.parquet"
+            data_tmp = recorder.work / "data.parquet"
             import pyarrow.parquet as pq
 
             pq.write_table(table, data_tmp)
@@ -248,8 +271,8 @@ class DatasetWriter:
         self.episodes, self.tasks = episodes, tasks
         record["commit_s"] = round(time.perf_counter() - t0, 4)
         self.attempts.append(record)
-        if self._work.exists():
-            shutil.rmtree(self._work)
+        if recorder is not None:
+            shutil.rmtree(recorder.work, ignore_errors=True)
         return ep_index
 
     def _episode_row(self, ep_index: int, rec: EpisodeRecorder, task_index: int, task: str,
@@ -294,7 +317,7 @@ class DatasetWriter:
             key = video_key(cam)
             row.update({f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": fidx,
                         f"videos/{key}/from_timestamp": 0.0, f"videos/{key}/to_timestamp": n / self.fps})
-        row.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
+        row.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": ep_index // META_PER_FILE})
         for feat, st in stats_to_json(stats).items():
             for name, value in st.items():
                 row[f"stats/{feat}/{name}"] = value
@@ -318,8 +341,8 @@ class DatasetWriter:
         if self.root.exists():
             for dirpath, _dirs, names in os.walk(self.root):
                 rel = Path(dirpath).relative_to(self.root)
-                if rel.parts[:1] == ("meta",):
-                    continue
+                if rel.parts[:1] == ("meta",) and rel.parts[1:2] != ("episodes",):
+                    continue  # rewritten below
                 (nxt / rel).mkdir(parents=True, exist_ok=True)
                 for name in names:
                     os.link(Path(dirpath) / name, nxt / rel / name)
@@ -346,11 +369,26 @@ class DatasetWriter:
         (root / MODALITY_PATH).write_text(json.dumps(make_modality(self.hand_dof, self.cameras), indent=4) + "\n")
         pq.write_table(_tasks_table(tasks), root / TASKS_PATH)
         if episodes:
-            _write_table_atomic(episodes, root / EPISODES_PATH.format(chunk_index=0, file_index=0))
-        per_ep = [episode_stats(r) for r in episodes]
-        (root / STATS_PATH).write_text(json.dumps(stats_to_json(aggregate_stats(per_ep)) if per_ep else {},
-                                                  indent=4) + "\n")
+            last = (len(episodes) - 1) // META_PER_FILE
+            path = root / EPISODES_PATH.format(chunk_index=0, file_index=last)
+            path.unlink(missing_ok=True)  # a hard link to the previous version: never write through it
+            _write_table_atomic(episodes[last * META_PER_FILE:], path)
+        self._stats = self._fold_stats(episodes)
+        (root / STATS_PATH).write_text(json.dumps(stats_to_json(self._stats) if episodes else {}, indent=4) + "\n")
         (root / ATTEMPTS_PATH).write_text("".join(json.dumps(a, sort_keys=True) + "\n" for a in attempts))
+
+
+    def _fold_stats(self, episodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Dataset stats folded episode by episode (as LeRobot's save_episode does), cached, so a commit
+        costs one aggregation and a resumed dataset gets the same figures as an uninterrupted one."""
+        cached, stats = self._stats_upto, self._stats
+        if cached > len(episodes):
+            cached, stats = 0, {}
+        for r in episodes[cached:]:
+            st = episode_stats(r)
+            stats = aggregate_stats([stats, st]) if stats else st
+        self._stats_upto = len(episodes)
+        return stats
 
 
 def episode_stats(row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
