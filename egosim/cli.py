@@ -83,7 +83,7 @@ def cmd_validate(overrides: Sequence[str]) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class _CollectEnv:
+class CollectEnvFactory:
     """Builds collection envs in any process (picklable, for `egosim collect workers=N`)."""
 
     needs_images: bool
@@ -98,7 +98,7 @@ class _CollectEnv:
 
 
 @dataclasses.dataclass(frozen=True)
-class _CollectPolicy:
+class CollectPolicyFactory:
     """Builds the collecting policy in any process (picklable)."""
 
     kind: str
@@ -120,7 +120,7 @@ def cmd_collect(overrides: Sequence[str]) -> int:
     cfg.tasks = resolve(cfg.tasks, task_names(), "task")
     cfg.embodiments = resolve(cfg.embodiments, embodiment_names(), "embodiment")
     kind = get_policy_kind(cfg.policy)
-    collect(cfg, _CollectEnv(kind.needs_images, kind.needs_privileged), _CollectPolicy(cfg.policy))
+    collect(cfg, CollectEnvFactory(kind.needs_images, kind.needs_privileged), CollectPolicyFactory(cfg.policy))
     return 0
 
 

@@ -198,12 +198,12 @@ def test_resume_appends_and_leaves_earlier_episodes_alone(tmp_path: Path) -> Non
 
 
 def test_one_and_two_workers_write_the_same_dataset(tmp_path: Path) -> None:
-    from egosim.cli import _CollectEnv, _CollectPolicy
+    from egosim.cli import CollectEnvFactory, CollectPolicyFactory
 
     base = dict(embodiments=[EMB], policy="random", seed=3, max_steps=15, keep="all", episodes=4, image_size=(32, 48))
     for w in (1, 2):
-        collect(CollectConfig(**base, workers=w, output_dir=str(tmp_path / f"w{w}")), _CollectEnv(False, False),
-                _CollectPolicy("random"), log=None)
+        collect(CollectConfig(**base, workers=w, output_dir=str(tmp_path / f"w{w}")), CollectEnvFactory(False, False),
+                CollectPolicyFactory("random"), log=None)
     a, b = tmp_path / "w1" / EMB, tmp_path / "w2" / EMB
     assert validate_dataset(b).episodes == 4
     for e in range(4):
