@@ -211,6 +211,21 @@ def test_one_and_two_workers_write_the_same_dataset(tmp_path: Path) -> None:
     assert (a / "meta/stats.json").read_text() == (b / "meta/stats.json").read_text()
 
 
+def test_validator_command_and_collect_benchmark_run(expert_ds, tmp_path: Path) -> None:
+    root, _ = expert_ds
+    out = subprocess.run([sys.executable, "-m", "egosim.data.validate", str(root), str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and f"ok {root}: unitree_dex3, 3 episodes" in out.stdout and "INVALID" in out.stdout
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "collect.py"
+    out = subprocess.run([sys.executable, str(script), "--embodiments", EMB, "--policy", "random", "--episodes", "2",
+                          "--max-steps", "5", "--workers", "1", "--image-size", "32", "48", "--json",
+                          str(tmp_path / "b.json")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert {(r["video"], r["episodes"]) for r in rows} == {(False, 2), (True, 2)}
+    assert all(r["episodes_per_hour"] > 0 for r in rows)
+
+
 def test_bad_settings_name_the_value_and_the_choices(tmp_path: Path) -> None:
     with pytest.raises(InvalidChoiceError, match="keep 'some'.*all, success"):
         CollectConfig.from_mapping({"keep": "some"})

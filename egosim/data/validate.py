@@ -220,8 +220,7 @@ def validate_dataset(root: str | os.PathLike[str], *, decode_videos: bool = True
             want = (3, 1, 1) if feats[k]["dtype"] == "video" else tuple(feats[k]["shape"])
             if np.shape(stats[k]["mean"]) != want or np.shape(stats[k]["count"]) != (1,):
                 problems.append(f"{STATS_PATH}[{k!r}] mean has shape {np.shape(stats[k]['mean'])}, expected {want}")
-            elif int(stats[k]["count"][0]) != (info["total_frames"] if feats[k]["dtype"] != "video" else
-                                               info["total_frames"]):
+            elif int(stats[k]["count"][0]) != info["total_frames"]:  # images too: counted per frame
                 problems.append(f"{STATS_PATH}[{k!r}] count {stats[k]['count']} != total_frames {info['total_frames']}")
 
     problems += _check_modality(root, info, state_dim, action_dim, slices)
@@ -283,3 +282,28 @@ def _check_modality(root: Path, info: Mapping[str, Any], state_dim: int | None, 
     if videos != {k for k, f in feats.items() if f["dtype"] == "video"}:
         problems.append(f"{MODALITY_PATH} video keys {sorted(videos)} differ from the video features")
     return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m egosim.data.validate DIR [DIR ...]`: prints each folder's summary or its problems."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m egosim.data.validate", description=main.__doc__)
+    ap.add_argument("roots", nargs="+", metavar="DIR")
+    ap.add_argument("--no-decode", action="store_true", help="do not decode videos to count their frames")
+    args = ap.parse_args(argv)
+    status = 0
+    for root in args.roots:
+        try:
+            s = validate_dataset(root, decode_videos=not args.no_decode)
+        except DatasetError as exc:
+            print(f"INVALID {exc}")
+            status = 1
+            continue
+        print(f"ok {root}: {s.robot_type}, {s.episodes} episodes, {s.frames} frames, {len(s.tasks)} task(s), "
+              f"videos {s.video_keys or 'none'}")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
