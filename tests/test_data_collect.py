@@ -125,6 +125,10 @@ def test_loader_windows_pad_past_the_end_and_use_chunk_relative_wrists(expert_ds
     item = ds[last - 1]
     assert item["action_is_pad"].tolist() == [False, False, True, True, True, True]
     assert item["observation.images.ego_view"].shape == (3, *SIZE)
+    frames = read_frames(root / "videos/observation.images.right_wrist_view/chunk-000/file-001.mp4")
+    start = int(ds.episodes[1]["dataset_from_index"])
+    for f in (0, 1, 2, 37, len(frames) - 1):  # single-frame seeks give exactly the decoded stream's frames
+        assert np.array_equal(ds[start + f]["observation.images.right_wrist_view"].numpy().transpose(1, 2, 0), frames[f])
     chunk, mask = ds.action_chunk(last - 1)
     steps = chunk_to_step_actions(chunk, ds.hand_dof)  # back to per-step actions
     data = read_episode(root, 0)

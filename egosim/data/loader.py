@@ -73,7 +73,8 @@ class ChunkDataset(_TorchDataset):  # type: ignore[misc,valid-type]
 
     Items (torch tensors): `observation.state` (D,) float32, `action` (H, D) float32,
     `action_is_pad` (H,) bool, `observation.images.<camera>` (3, h, w) uint8, `task` (str),
-    `episode_index`, `frame_index`, `index`. Decoded videos of the last episode read are cached.
+    `episode_index`, `frame_index`, `index`. Each item decodes only its own frames (a seek to the
+    nearest keyframe, at most 2 frames back in egosim's videos), so shuffled access stays cheap.
     """
 
     def __init__(self, root: str | os.PathLike[str], horizon: int = 16, cameras: tuple[str, ...] | None = None,
@@ -111,7 +112,6 @@ class ChunkDataset(_TorchDataset):  # type: ignore[misc,valid-type]
         self._ep = np.concatenate(ep_of_frame) if ep_of_frame else np.zeros(0, np.int64)
         self._starts = np.array([r["dataset_from_index"] for r in self.episodes], dtype=np.int64)
         self._hold = np.concatenate([np.zeros(3), matrix_to_rot6d(np.eye(3))])
-        self._video_cache: tuple[int, dict[str, NDArray[np.uint8]]] | None = None
 
     def __len__(self) -> int:
         return int(self._states.shape[0])
@@ -134,20 +134,13 @@ class ChunkDataset(_TorchDataset):  # type: ignore[misc,valid-type]
             take = step_actions_to_chunk(take, self.hand_dof)
         return take, mask
 
-    def _frames(self, e: int) -> dict[str, NDArray[np.uint8]]:
-        if self._video_cache is not None and self._video_cache[0] == e:
-            return self._video_cache[1]
-        from egosim.data.video import read_frames
+    def _frame(self, e: int, key: str, frame: int) -> NDArray[np.uint8]:
+        from egosim.data.video import read_frame
 
         r = self.episodes[e]
-        out = {}
-        for key in self.video_keys:
-            path = self.root / self.info["video_path"].format(
-                video_key=key, chunk_index=r[f"videos/{key}/chunk_index"], file_index=r[f"videos/{key}/file_index"])
-            first = round(r[f"videos/{key}/from_timestamp"] * self.fps)
-            out[key] = read_frames(path, first, first + r["length"])
-        self._video_cache = (e, out)
-        return out
+        path = self.root / self.info["video_path"].format(
+            video_key=key, chunk_index=r[f"videos/{key}/chunk_index"], file_index=r[f"videos/{key}/file_index"])
+        return read_frame(path, round(r[f"videos/{key}/from_timestamp"] * self.fps) + frame)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         import torch
@@ -167,9 +160,8 @@ class ChunkDataset(_TorchDataset):  # type: ignore[misc,valid-type]
             "frame_index": frame,
             "index": index,
         }
-        if self.video_keys:
-            for key, frames in self._frames(e).items():
-                item[key] = torch.from_numpy(np.ascontiguousarray(frames[frame].transpose(2, 0, 1)))
+        for key in self.video_keys:
+            item[key] = torch.from_numpy(np.ascontiguousarray(self._frame(e, key, frame).transpose(2, 0, 1)))
         return item
 
     def episode_meta(self, episode_index: int) -> dict[str, Any]:

@@ -21,11 +21,12 @@ class VideoWriter:
     """Encodes uint8 RGB frames (H, W, 3) to an mp4 (libx264, yuv420p) as they arrive.
 
     Streaming keeps memory flat: an episode's frames are never all held at once. H and W must be even
-    (yuv420p subsamples chroma by 2).
+    (yuv420p subsamples chroma by 2). A keyframe every `gop` frames (2, LeRobot's default `g`) lets a
+    training loader decode any single frame after a short seek.
     """
 
     def __init__(self, path: str | os.PathLike[str], fps: int, height: int, width: int, crf: int = 23,
-                 preset: str = "veryfast") -> None:
+                 preset: str = "veryfast", gop: int = 2) -> None:
         import av
 
         if height % 2 or width % 2:
@@ -36,7 +37,7 @@ class VideoWriter:
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
         self._stream.time_base = Fraction(1, fps)
-        self._stream.options = {"crf": str(crf), "preset": preset}
+        self._stream.options = {"crf": str(crf), "preset": preset, "g": str(gop)}
         self._n = 0
         self._shape = (height, width, 3)
 
@@ -79,6 +80,29 @@ def read_frames(path: str | os.PathLike[str], start: int = 0, stop: int | None =
     if not out:
         return np.zeros((0, 0, 0, 3), dtype=np.uint8)
     return np.stack(out)
+
+
+def read_frame(path: str | os.PathLike[str], index: int) -> NDArray[np.uint8]:
+    """Decodes frame `index` (timestamp index / fps) of an mp4: seek to the keyframe before it, decode forward."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.base_rate)
+            target = index / fps
+            half = 0.5 / fps
+            container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+            for frame in container.decode(stream):
+                t = frame.time
+                if t is None or t < target - half:
+                    continue
+                if t > target + half:
+                    break
+                return frame.to_ndarray(format="rgb24")
+    except (OSError, av.error.FFmpegError) as exc:  # type: ignore[attr-defined]
+        raise DatasetError(f"cannot decode video {path}: {exc}") from None
+    raise DatasetError(f"{path} has no frame {index}")
 
 
 def probe(path: str | os.PathLike[str], count: bool = True) -> dict[str, Any]:
