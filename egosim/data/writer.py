@@ -72,7 +72,15 @@ def _exchange(a: Path, b: Path) -> None:
     os.rename(old, b)
 
 
-def _write_table_atomic(rows: list[dict[str, Any]], path: Path) -> None:
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link (free), or a copy on file systems without them."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _write_rows(rows: list[dict[str, Any]], path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -345,7 +353,7 @@ class DatasetWriter:
                     continue  # rewritten below
                 (nxt / rel).mkdir(parents=True, exist_ok=True)
                 for name in names:
-                    os.link(Path(dirpath) / name, nxt / rel / name)
+                    _link_or_copy(Path(dirpath) / name, nxt / rel / name)
         for rel, src in files.items():
             (nxt / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, nxt / rel)
@@ -372,7 +380,7 @@ class DatasetWriter:
             last = (len(episodes) - 1) // META_PER_FILE
             path = root / EPISODES_PATH.format(chunk_index=0, file_index=last)
             path.unlink(missing_ok=True)  # a hard link to the previous version: never write through it
-            _write_table_atomic(episodes[last * META_PER_FILE:], path)
+            _write_rows(episodes[last * META_PER_FILE:], path)
         self._stats = self._fold_stats(episodes)
         (root / STATS_PATH).write_text(json.dumps(stats_to_json(self._stats) if episodes else {}, indent=4) + "\n")
         (root / ATTEMPTS_PATH).write_text("".join(json.dumps(a, sort_keys=True) + "\n" for a in attempts))
