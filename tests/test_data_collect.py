@@ -245,3 +245,24 @@ def test_bad_settings_name_the_value_and_the_choices(tmp_path: Path) -> None:
     assert out.returncode == 2 and "unknown embodiment 'no_hand'" in out.stderr and "unitree_dex3" in out.stderr
     out = subprocess.run([*cli, "videos=false"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "videos" in out.stderr and "video" in out.stderr.split("valid keys")[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("emb", ["sharpa_wave", "unitree_dex3"])
+def test_expert_demos_replay_to_the_same_success_on_each_hand(tmp_path: Path, emb: str) -> None:
+    """keep=success on both hands: every kept episode is a success, and replaying its actions from its
+    recorded initial state succeeds again, step for step."""
+    cfg = CollectConfig(embodiments=[emb], episodes=5, seed=11, output_dir=str(tmp_path), video=False)
+    collect(cfg, *factories("expert"), log=None)
+    root = tmp_path / emb
+    ds = ChunkDataset(root, horizon=1, cameras=())
+    assert validate_dataset(root).episodes == 5
+    env = make_env("pen_in_bin", emb, obs_mode="state")
+    for e in range(5):
+        meta, data = ds.episode_meta(e), read_episode(root, e)
+        assert meta["egosim/success"]
+        obs, _ = env.reset(seed=meta["egosim/seed"], options={"initial_state": meta["egosim/initial_state"]})
+        for k, a in enumerate(data["action"]):
+            assert np.array_equal(obs["state"], data["observation.state"][k])
+            obs, _, terminated, truncated, info = env.step(a)
+        assert info["is_success"] and terminated
