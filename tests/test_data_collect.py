@@ -16,7 +16,7 @@ import pytest
 from egosim.actions import chunk_to_step_actions, side_slices
 from egosim.data.collect import CollectConfig, collect
 from egosim.data.format import DatasetError
-from egosim.data.loader import ChunkDataset, read_episode
+from egosim.data.loader import ChunkDataset, collate_batch, read_episode
 from egosim.data.validate import validate_dataset
 from egosim.data.video import read_frames
 from egosim.errors import ConfigError, InvalidChoiceError
@@ -135,6 +135,11 @@ def test_loader_windows_pad_past_the_end_and_use_chunk_relative_wrists(expert_ds
     assert np.allclose(steps[:2], data["action"][-2:], atol=1e-9)
     assert np.allclose(steps[2:, 9:16], data["action"][-1, 9:16])  # hand targets held
     assert np.allclose(steps[2:, 0:3], 0.0)  # wrist holds still
+    batch = collate_batch([ds[0], ds[last - 1]], max_state_dim=62, max_action_dim=62)
+    assert batch["embodiment"] == [EMB, EMB] and batch["images"]["ego_view"].shape == (2, 3, *SIZE)
+    assert batch["state"].shape == (2, 62) and batch["action"].shape == (2, 6, 62)
+    assert batch["action_mask"][1, :, :32].tolist() == [[True] * 32] * 2 + [[False] * 32] * 4
+    assert not batch["action_mask"][:, :, 32:].any() and (batch["state"][:, 32:] == 0).all()
     flat = ChunkDataset(root, horizon=3, cameras=(), relative_chunks=False)
     assert np.allclose(flat[0]["action"].numpy(), data["action"][:3].astype(np.float32))
     assert len(flat) == sum(r["length"] for r in flat.episodes)

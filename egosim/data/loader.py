@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,8 @@ class ChunkDataset(_TorchDataset):  # type: ignore[misc,valid-type]
 
     Items (torch tensors): `observation.state` (D,) float32, `action` (H, D) float32,
     `action_is_pad` (H,) bool, `observation.images.<camera>` (3, h, w) uint8, `task` (str),
-    `episode_index`, `frame_index`, `index`. Each item decodes only its own frames (a seek to the
+    `embodiment` (info.json's robot_type), `episode_index`, `frame_index`, `index`. `collate_batch`
+    turns a list of items into the VLA's training batch. Each item decodes only its own frames (a seek to the
     nearest keyframe, at most 2 frames back in egosim's videos), so shuffled access stays cheap.
     """
 
@@ -156,6 +158,7 @@ class ChunkDataset(_TorchDataset):  # type: ignore[misc,valid-type]
             "action": torch.from_numpy(chunk.astype(np.float32)),
             "action_is_pad": torch.from_numpy(mask),
             "task": r["tasks"][0],
+            "embodiment": str(self.info["robot_type"]),
             "episode_index": int(r["episode_index"]),
             "frame_index": frame,
             "index": index,
@@ -171,3 +174,39 @@ class ChunkDataset(_TorchDataset):  # type: ignore[misc,valid-type]
             if k in r and isinstance(r[k], str):
                 r[k] = json.loads(r[k])
         return r
+
+
+def collate_batch(items: Sequence[Mapping[str, Any]], max_state_dim: int, max_action_dim: int) -> dict[str, Any]:
+    """Stacks `ChunkDataset` items into the VLA's batch contract (`egosim.policies.vla.train`).
+
+    States and actions are zero-padded to the model's widest embodiment; `action_mask` is True on an
+    item's own action dims at its unpadded time steps. Items may come from datasets of different
+    hands; cameras go in only when every item has them.
+    """
+    import torch
+
+    if not items:
+        raise DatasetError("collate_batch needs at least one item")
+    b, horizon = len(items), items[0]["action"].shape[0]
+    state = torch.zeros(b, max_state_dim)
+    action = torch.zeros(b, horizon, max_action_dim)
+    mask = torch.zeros(b, horizon, max_action_dim, dtype=torch.bool)
+    for i, it in enumerate(items):
+        ds, (h, da) = it["observation.state"].shape[0], it["action"].shape
+        if ds > max_state_dim or da > max_action_dim or h != horizon:
+            raise DatasetError(f"item {i} has state {ds}, action {h}x{da}; the batch takes state <= "
+                               f"{max_state_dim}, action {horizon}x<={max_action_dim}")
+        state[i, :ds] = it["observation.state"]
+        action[i, :, :da] = it["action"]
+        mask[i, :, :da] = ~it["action_is_pad"][:, None]
+    prefix = "observation.images."
+    cams = [k[len(prefix):] for k in items[0] if k.startswith(prefix) and all(k in it for it in items)]
+    return {
+        "embodiment": [str(it["embodiment"]) for it in items],
+        "instruction": [str(it["task"]) for it in items],
+        "images": {c: torch.stack([it[prefix + c] for it in items]) for c in cams},
+        "state": state,
+        "has_state": torch.ones(b, dtype=torch.bool),
+        "action": action,
+        "action_mask": mask,
+    }
