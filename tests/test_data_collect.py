@@ -177,6 +177,7 @@ def test_validator_names_what_is_broken(expert_ds, tmp_path: Path) -> None:
 
     assert "modality.json" in broken(bad_modality)
     assert "stats.json" in broken(lambda p: (p / "meta/stats.json").write_text("{}"))
+    assert "timestamps are not frame_index / fps" in broken(set_info("fps", 30))
 
 
 def test_keep_success_keeps_only_successes_and_resume_replays_nothing(tmp_path: Path) -> None:

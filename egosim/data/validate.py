@@ -193,6 +193,10 @@ def validate_dataset(root: str | os.PathLike[str], *, decode_videos: bool = True
         ep_col = table.column("episode_index").to_numpy()
         idx_col = table.column("index").to_numpy()
         fr_col = table.column("frame_index").to_numpy()
+        ts_col = table.column("timestamp").to_numpy()
+        task_col = table.column("task_index").to_numpy()
+        if len(task_col) and (task_col.min() < 0 or task_col.max() >= len(tasks)):
+            problems.append(f"{path.relative_to(root)}: task_index outside 0..{len(tasks) - 1}")
         for r in eps:
             sel = ep_col == r["episode_index"]
             n = int(sel.sum())
@@ -203,6 +207,8 @@ def validate_dataset(root: str | os.PathLike[str], *, decode_videos: bool = True
                 problems.append(f"episode {r['episode_index']}: column index is not its dataset range")
             if not np.array_equal(fr_col[sel], np.arange(n)):
                 problems.append(f"episode {r['episode_index']}: frame_index is not 0..{n - 1}")
+            elif np.abs(ts_col[sel] - fr_col[sel] / fps).max(initial=0.0) > 1e-4:  # LeRobot's sync tolerance
+                problems.append(f"episode {r['episode_index']}: timestamps are not frame_index / fps ({fps:g})")
 
     # stats.json
     if not (root / STATS_PATH).is_file():
