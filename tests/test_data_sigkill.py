@@ -14,10 +14,9 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 from egosim.data.loader import ChunkDataset, read_episode
 from egosim.data.validate import validate_dataset
-
-import pytest
 
 # (episodes, extra overrides): short episodes with video, where kills land mostly mid-episode; and
 # 2-step episodes without video, where most of the time goes to commits, so kills land mid-commit.
@@ -38,8 +37,8 @@ def _cmd(total: int, extra: list[str]):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_sigkill_at_random_moments_then_resume(tmp_path: Path, case: str) -> None:
-    TOTAL, extra = CASES[case]
-    _run = _cmd(TOTAL, extra)
+    total, extra = CASES[case]
+    run_cmd = _cmd(total, extra)
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     out = tmp_path / "killed"
     root = out / "unitree_dex3"
@@ -47,7 +46,8 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path, case: str) -> Non
     mid_run = 0
     for k in range(5):
         target = _attempts(root) + 1
-        proc = subprocess.Popen([*_run(out), f"workers={1 + k % 2}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen([*run_cmd(out), f"workers={1 + k % 2}"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while _attempts(root) < target and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -59,23 +59,23 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path, case: str) -> Non
         summary = validate_dataset(root)
         assert summary.episodes == _attempts(root)
     assert mid_run >= 4, f"only {mid_run} of 5 kills landed while collect was running"
-    assert _attempts(root) < TOTAL, "the kills came too late to test a resume"
-    done = subprocess.run([*_run(out), "workers=1"], env=env, capture_output=True, text=True, timeout=300)
+    assert _attempts(root) < total, "the kills came too late to test a resume"
+    done = subprocess.run([*run_cmd(out), "workers=1"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert not any(p.name.startswith(".") for p in out.iterdir()), "work/staging folders left behind"
 
-    ref = subprocess.run([*_run(tmp_path / "ref"), "workers=2"], env=env, capture_output=True, text=True, timeout=300)
+    ref = subprocess.run([*run_cmd(tmp_path / "ref"), "workers=2"], env=env, capture_output=True, text=True, timeout=300)
     assert ref.returncode == 0, ref.stderr[-2000:]
     ref_root = tmp_path / "ref" / "unitree_dex3"
-    assert validate_dataset(root).episodes == TOTAL
+    assert validate_dataset(root).episodes == total
     ds, ref_ds = ChunkDataset(root, cameras=()), ChunkDataset(ref_root, cameras=())
-    attempts = Counter(ds.episode_meta(e)["egosim/attempt"] for e in range(TOTAL))
-    assert sorted(attempts) == list(range(TOTAL)) and set(attempts.values()) == {1}
-    by_attempt = {ref_ds.episode_meta(e)["egosim/attempt"]: e for e in range(TOTAL)}
-    for e in range(TOTAL):
+    attempts = Counter(ds.episode_meta(e)["egosim/attempt"] for e in range(total))
+    assert sorted(attempts) == list(range(total)) and set(attempts.values()) == {1}
+    by_attempt = {ref_ds.episode_meta(e)["egosim/attempt"]: e for e in range(total)}
+    for e in range(total):
         mine = read_episode(root, e)
         theirs = read_episode(ref_root, by_attempt[ds.episode_meta(e)["egosim/attempt"]])
         assert np.array_equal(mine["action"], theirs["action"])
         assert np.array_equal(mine["observation.state"], theirs["observation.state"])
     log = [json.loads(x) for x in (root / "meta/egosim_attempts.jsonl").read_text().splitlines()]
-    assert sorted(a["attempt"] for a in log) == list(range(TOTAL))
+    assert sorted(a["attempt"] for a in log) == list(range(total))

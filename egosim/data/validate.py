@@ -201,7 +201,8 @@ def validate_dataset(root: str | os.PathLike[str], *, decode_videos: bool = True
             sel = ep_col == r["episode_index"]
             n = int(sel.sum())
             if n != r["length"]:
-                problems.append(f"episode {r['episode_index']}: {n} rows in {path.relative_to(root)}, length {r['length']}")
+                problems.append(f"episode {r['episode_index']}: {n} rows in {path.relative_to(root)}, "
+                                f"length {r['length']}")
                 continue
             if not np.array_equal(idx_col[sel], np.arange(r["dataset_from_index"], r["dataset_to_index"])):
                 problems.append(f"episode {r['episode_index']}: column index is not its dataset range")

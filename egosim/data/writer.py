@@ -92,7 +92,8 @@ def _tasks_table(tasks: Sequence[str]) -> Any:
     """meta/tasks.parquet as pandas would write LeRobot's DataFrame (index `task`, column `task_index`)."""
     import pyarrow as pa
 
-    table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()), "task": pa.array(list(tasks), pa.string())})
+    table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()),
+                      "task": pa.array(list(tasks), pa.string())})
     pandas_meta = {
         "index_columns": ["task"],
         "column_indexes": [{"name": None, "field_name": None, "pandas_type": "unicode", "numpy_type": "object",
