@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from egosim.data.collect import collect
 from egosim.data.loader import ChunkDataset, read_episode
 from egosim.data.validate import validate_dataset
 
@@ -64,8 +65,15 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path, case: str) -> Non
     assert done.returncode == 0, done.stderr[-2000:]
     assert not any(p.name.startswith(".") for p in out.iterdir()), "work/staging folders left behind"
 
-    ref = subprocess.run([*run_cmd(tmp_path / "ref"), "workers=2"], env=env, capture_output=True, text=True, timeout=300)
-    assert ref.returncode == 0, ref.stderr[-2000:]
+    from egosim.cli import CollectEnvFactory, CollectPolicyFactory
+    from egosim.data.collect import CollectConfig
+
+    overrides = dict(a.split("=", 1) for a in extra)
+    ref_cfg = CollectConfig(embodiments=["unitree_dex3"], policy="random", keep="all", episodes=total, seed=4,
+                            output_dir=str(tmp_path / "ref"), max_steps=int(overrides["max_steps"]),
+                            video=overrides.get("video", "true") == "true",
+                            image_size=(32, 48), workers=1)
+    collect(ref_cfg, CollectEnvFactory(False, False), CollectPolicyFactory("random"), log=None)
     ref_root = tmp_path / "ref" / "unitree_dex3"
     assert validate_dataset(root).episodes == total
     ds, ref_ds = ChunkDataset(root, cameras=()), ChunkDataset(ref_root, cameras=())
