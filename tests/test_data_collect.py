@@ -84,6 +84,7 @@ def test_dataset_passes_the_schema_check_against_the_env_spaces(expert_ds) -> No
     modality = json.loads((root / "meta/modality.json").read_text())
     assert modality["action"]["right_hand_joints"] == {"start": 25, "end": 32, "absolute": True}
     stats = json.loads((root / "meta/stats.json").read_text())
+    assert set(stats["action"]) == {"min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99"}
     assert stats["action"]["count"] == [s.frames] and np.shape(stats["observation.images.ego_view"]["mean"]) == (3, 1, 1)
     tasks = pq.read_table(root / "meta/tasks.parquet")
     assert tasks.schema.pandas_metadata["index_columns"] == ["task"]  # pandas reads it as LeRobot writes it

@@ -22,7 +22,6 @@ from egosim.data.format import (
     EPISODES_PATH,
     INFO_PATH,
     MODALITY_PATH,
-    STAT_KEYS,
     STATS_PATH,
     TASKS_PATH,
     DatasetError,
@@ -34,6 +33,9 @@ INFO_KEYS = ("codebase_version", "robot_type", "total_episodes", "total_frames",
              "features")
 EPISODE_COLUMNS = ("episode_index", "tasks", "length", "data/chunk_index", "data/file_index", "dataset_from_index",
                    "dataset_to_index", "meta/episodes/chunk_index", "meta/episodes/file_index")
+# Required of any v3.0 folder; egosim also writes LeRobot's quantiles q01 q10 q50 q90 q99, which older v3.0
+# datasets lack.
+REQUIRED_STATS = ("min", "max", "mean", "std", "count")
 _ARROW_DTYPES = {"float32": "float", "float64": "double", "int64": "int64", "bool": "bool", "string": "string"}
 
 
@@ -111,7 +113,7 @@ def validate_dataset(root: str | os.PathLike[str], *, decode_videos: bool = True
     for key in video_keys:
         expected_cols += [f"videos/{key}/{p}" for p in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]
     numeric = [k for k, f in feats.items() if f["dtype"] not in ("string",)]
-    expected_cols += [f"stats/{k}/{s}" for k in numeric for s in STAT_KEYS]
+    expected_cols += [f"stats/{k}/{s}" for k in numeric for s in REQUIRED_STATS]
     if rows:
         lacking = [c for c in expected_cols if c not in rows[0]]
         if lacking:
@@ -220,14 +222,14 @@ def validate_dataset(root: str | os.PathLike[str], *, decode_videos: bool = True
             if k not in stats:
                 problems.append(f"{STATS_PATH} lacks feature {k!r}")
                 continue
-            lack = [s for s in STAT_KEYS if s not in stats[k]]
+            lack = [s for s in REQUIRED_STATS if s not in stats[k]]
             if lack:
                 problems.append(f"{STATS_PATH}[{k!r}] lacks {lack}")
                 continue
             want = (3, 1, 1) if feats[k]["dtype"] == "video" else tuple(feats[k]["shape"])
             if np.shape(stats[k]["mean"]) != want or np.shape(stats[k]["count"]) != (1,):
                 problems.append(f"{STATS_PATH}[{k!r}] mean has shape {np.shape(stats[k]['mean'])}, expected {want}")
-            elif int(stats[k]["count"][0]) != info["total_frames"]:  # images too: counted per frame
+            elif feats[k]["dtype"] != "video" and int(stats[k]["count"][0]) != info["total_frames"]:
                 problems.append(f"{STATS_PATH}[{k!r}] count {stats[k]['count']} != total_frames {info['total_frames']}")
 
     problems += _check_modality(root, info, state_dim, action_dim, slices)
