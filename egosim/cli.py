@@ -7,6 +7,8 @@
     egosim report [options]           Markdown + HTML + summary.json from the results store
     egosim real add [options]         store one real-robot trial
     egosim real import FILE.csv       store a CSV of real-robot trials (columns: egosim.eval.real)
+    egosim collect [key=value ...]    record policy demos as LeRobot v3.0 datasets, one per embodiment
+                                      (Hydra overrides of conf/collect.yaml; rerun to resume)
     egosim list                       registered env ids with their tags, embodiments and policy kinds
 
 Bad names and values end with a one-line error and exit status 2 (no traceback).
@@ -43,7 +45,12 @@ def _compose(config_name: str, overrides: Sequence[str]):
         msg = " ".join(str(exc).split())
         unknown = re.match(r"Could not override '([^']+)'", msg)
         what = f"unknown key {unknown.group(1)!r}" if unknown else f"bad override: {msg}"
-        keys = ", ".join(f.name for f in dataclasses.fields(EvalConfig))
+        fields = dataclasses.fields(EvalConfig)
+        if config_name == "collect":
+            from egosim.data.collect import CollectConfig
+
+            fields = dataclasses.fields(CollectConfig)
+        keys = ", ".join(f.name for f in fields)
         if config_name == "validate":
             keys += ", gate.<threshold>"
         raise ConfigError(f"{what}; valid keys: {keys}") from None
@@ -74,6 +81,48 @@ def cmd_validate(overrides: Sequence[str]) -> int:
     print("\n" + "\n".join(verdict.lines()))
     (Path(cfg.output_dir) / "verdict.json").write_text(json.dumps(dataclasses.asdict(verdict), indent=2) + "\n")
     return 0 if verdict.go else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectEnvFactory:
+    """Builds collection envs in any process (picklable, for `egosim collect workers=N`)."""
+
+    needs_images: bool
+    needs_privileged: bool
+
+    def __call__(self, task: str, embodiment: str, video: bool, image_size: tuple[int, int]):
+        from egosim.rig import RigConfig
+        from egosim.tasks import make_env
+
+        return make_env(task, embodiment, obs_mode="rgb" if (video or self.needs_images) else "state",
+                        privileged=self.needs_privileged, rig_config=RigConfig(image_size=tuple(image_size)))
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectPolicyFactory:
+    """Builds the collecting policy in any process (picklable)."""
+
+    kind: str
+
+    def __call__(self, env, seed: int):
+        from egosim.policies import make_policy
+
+        return make_policy(self.kind, env, seed=seed)
+
+
+def cmd_collect(overrides: Sequence[str]) -> int:
+    """Wires `egosim.data.collect` to the task registry and the policy kinds."""
+    from egosim.data.collect import CollectConfig, collect, resolve
+    from egosim.embodiment import embodiment_names
+    from egosim.policies import get_policy_kind
+    from egosim.tasks import task_names
+
+    cfg = CollectConfig.from_mapping(_compose("collect", overrides))
+    cfg.tasks = resolve(cfg.tasks, task_names(), "task")
+    cfg.embodiments = resolve(cfg.embodiments, embodiment_names(), "embodiment")
+    kind = get_policy_kind(cfg.policy)
+    collect(cfg, CollectEnvFactory(kind.needs_images, kind.needs_privileged), CollectPolicyFactory(cfg.policy))
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -155,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     default_store = str(EvalConfig().store_path)
     parser = argparse.ArgumentParser(prog="egosim", description="egosim: dexterous bimanual manipulation benchmark")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{eval,validate,report,real,list}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{eval,validate,collect,report,real,list}")
     p_eval = sub.add_parser(
         "eval", help="evaluate a policy (Hydra overrides, e.g. policy=random episodes=3)",
         description="Play a policy on tasks x embodiments and write DIR/summary.json. Overrides of "
@@ -169,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(gate.min_score=0.6 gate.max_contact_force=150 ...). Exit 0 = go, 1 = no-go.",
     )
     p_val.add_argument("overrides", nargs="*", metavar="key=value")
+    p_col = sub.add_parser(
+        "collect", help="record policy demos as LeRobot v3.0 datasets (Hydra overrides, e.g. episodes=20)",
+        description="Play a policy and write one LeRobot v3.0 dataset (with GR00T meta/modality.json) per "
+        "embodiment under OUTPUT_DIR/<embodiment>. Overrides of egosim/conf/collect.yaml: tasks=[...] "
+        "embodiments=[...] policy=expert|random episodes=N seed=S output_dir=DIR keep=success|all video=false "
+        "image_size=[H,W] max_steps=N. Rerun the same command to resume a killed collection.",
+    )
+    p_col.add_argument("overrides", nargs="*", metavar="key=value")
 
     p_rep = sub.add_parser("report", help="Markdown + HTML + summary.json from the results store")
     p_rep.add_argument("--store", default=default_store, help=f"results store (default {default_store})")
@@ -220,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_eval(args.overrides)
         if args.command == "validate":
             return cmd_validate(args.overrides)
+        if args.command == "collect":
+            return cmd_collect(args.overrides)
         if args.command == "report":
             return cmd_report(args)
         if args.command == "real":

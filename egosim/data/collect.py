@@ -1,0 +1,414 @@
+"""Robot demo collection: play a policy in the envs and write one LeRobot v3.0 dataset per embodiment.
+
+One dataset per embodiment (`OUTPUT_DIR/<embodiment>/`), holding every task collected on that hand:
+state and action widths differ between hands (62 vs 32), and a LeRobot dataset has one width per
+feature. Tasks share a dataset through `tasks.parquet` and each frame's `task_index`.
+
+The attempt list is fixed by the config: per (task, embodiment), attempt k resets the env with seed
+`seed + k` (and the policy with the same seed). Initial states are drawn from that seed
+(`initial_states=sampled`, the default, which keeps training data off the fixed evaluation states) or
+are evaluation state k (`initial_states=eval`). With `keep=success` attempts go on until `episodes`
+of them succeeded (at most `max_attempts`); with `keep=all` exactly `episodes` attempts are played
+and all kept. Every attempt is committed as it ends (`egosim.data.writer`), so a killed collection
+resumes where it stopped: attempts already recorded, kept or not, are skipped.
+
+This module takes the env and policy as factories, so it does not import tasks or policies (the CLI
+wires them in).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from egosim.actions import chunk_to_step_actions
+from egosim.data.format import CAMERA_KEYS, DatasetError
+from egosim.data.writer import DatasetWriter, EpisodeRecorder
+from egosim.errors import ConfigError, InvalidActionError, InvalidChoiceError, reject_unknown_keys
+from egosim.policy import Policy
+
+KEEP = ("success", "all")
+INITIAL_STATES = ("sampled", "eval")
+Log = Callable[[str], None]
+# (task, embodiment, video, image_size) -> env; (env, seed) -> policy.
+EnvFactory = Callable[[str, str, bool, tuple[int, int]], Any]
+PolicyFactory = Callable[[Any, int], Policy]
+
+
+@dataclass
+class CollectConfig:
+    """What `collect` records (mirrors `egosim/conf/collect.yaml`).
+
+    Attributes:
+        tasks, embodiments: Names (already resolved: no "all").
+        policy: Policy kind name, stored with each episode.
+        episodes: Episodes per (task, embodiment) the dataset should end up with.
+        seed: Attempt k uses seed + k.
+        output_dir: One dataset per embodiment in OUTPUT_DIR/<embodiment>.
+        keep: "success" (only successful episodes) or "all" (every episode, with its score).
+        video: Record the three cameras as H.264 streams (false: state and action only).
+        image_size: (height, width) of the camera streams; even numbers.
+        max_steps: Cut episodes after this many steps (None: the task's horizon).
+        max_attempts: With keep=success, give up a (task, embodiment) after this many attempts
+            (None: 3 x episodes + 10).
+        initial_states: "sampled" (drawn from the attempt's seed) or "eval" (evaluation state k).
+        workers: Attempts played in parallel (spawned processes); 0 = one per CPU core. The dataset
+            is the same for any number of workers.
+    """
+
+    tasks: list[str] = field(default_factory=lambda: ["pen_in_bin"])
+    embodiments: list[str] = field(default_factory=lambda: ["sharpa_wave", "unitree_dex3"])
+    policy: str = "expert"
+    episodes: int = 10
+    seed: int = 0
+    output_dir: str = "outputs/collect"
+    keep: str = "success"
+    video: bool = True
+    image_size: tuple[int, int] = (240, 320)
+    max_steps: int | None = None
+    max_attempts: int | None = None
+    initial_states: str = "sampled"
+    workers: int = 1
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping[str, Any]) -> CollectConfig:
+        """Builds a config from a dict or DictConfig, checking keys and values."""
+        reject_unknown_keys(cfg, (f.name for f in dataclasses.fields(cls)), "collect config")
+        kw = dict(cfg)
+        for key in ("tasks", "embodiments"):
+            if key in kw:
+                v = kw[key]
+                kw[key] = [v] if isinstance(v, str) else list(v)
+        if "image_size" in kw:
+            kw["image_size"] = tuple(kw["image_size"])
+        out = cls(**kw)
+        out.validate()
+        return out
+
+    def validate(self) -> None:
+        for key in ("episodes", "seed", "workers"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise ConfigError(f"{key} must be an integer, got {v!r}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0: one per CPU core), got {self.workers}")
+        if self.episodes < 1:
+            raise ConfigError(f"episodes must be >= 1, got {self.episodes}")
+        if self.keep not in KEEP:
+            raise InvalidChoiceError("keep", self.keep, KEEP)
+        if self.initial_states not in INITIAL_STATES:
+            raise InvalidChoiceError("initial_states", self.initial_states, INITIAL_STATES)
+        if not isinstance(self.video, bool):
+            raise ConfigError(f"video must be true or false, got {self.video!r}")
+        size = self.image_size
+        if (len(size) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size)
+                or any(s < 16 or s > 2048 or s % 2 for s in size)):
+            raise ConfigError(f"image_size must be [height, width], even, 16..2048 each; got {list(size)}")
+        for key in ("max_steps", "max_attempts"):
+            v = getattr(self, key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ConfigError(f"{key} must be a positive integer or null, got {v!r}")
+        if not self.tasks or not self.embodiments:
+            raise ConfigError("tasks and embodiments must each name at least one entry")
+
+    @property
+    def attempt_cap(self) -> int:
+        if self.keep == "all":
+            return self.episodes
+        return self.max_attempts or 3 * self.episodes + 10
+
+
+class Progress:
+    """A redrawn bar with the kept count on a terminal, one line per attempt otherwise."""
+
+    def __init__(self, total: int, done: int, log: Log | None) -> None:
+        self.total, self.kept, self.log = total, done, log
+        self.played = self.ok = 0
+        self.tty = log is print and sys.stdout.isatty()
+        self.t0 = time.perf_counter()
+
+    def update(self, rec: Mapping[str, Any], kept: bool) -> None:
+        self.played += 1
+        self.ok += bool(rec["success"])
+        self.kept += kept
+        if self.log is None:
+            return
+        rate = f"success {self.ok}/{self.played} ({100 * self.ok / self.played:.0f}%)"
+        per = (time.perf_counter() - self.t0) / self.played
+        if self.tty:
+            width = 24
+            fill = int(width * min(self.kept, self.total) / max(self.total, 1))
+            sys.stdout.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {self.kept}/{self.total} kept, {rate}, "
+                             f"{per:.1f} s/attempt   ")
+            sys.stdout.flush()
+        else:
+            self.log(f"[{self.kept}/{self.total} kept] {rate} | {rec['task']} {rec['embodiment']} attempt "
+                     f"{rec['attempt']} (seed {rec['seed']}): score {rec['score']:.2f} "
+                     f"{'success' if rec['success'] else rec['end']} in {rec['steps']} steps ({rec['wall_s']:.1f} s)"
+                     f"{'' if kept else ', not kept'}")
+
+    def close(self) -> None:
+        if self.tty and self.played:
+            sys.stdout.write("\n")
+
+
+def play_attempt(env: Any, policy: Policy, recorder: EpisodeRecorder | None, *, task: str, attempt: int, seed: int,
+                 initial_state: int | None, max_steps: int | None, policy_name: str, video: bool) -> dict[str, Any]:
+    """Plays one attempt into `recorder` (None: not recorded) and returns the attempt's record.
+
+    Frame t holds the observation before step t, the clipped per-step action the env was stepped
+    with, and the reward that step earned.
+    """
+    base = env.unwrapped
+    dof = base.embodiment.dof
+    low, high = base.action_space.low, base.action_space.high
+    t0 = time.perf_counter()
+    options = {"initial_state": initial_state} if initial_state is not None else None
+    obs, info = env.reset(seed=seed, options=options)
+    init = dict(base.initial_state)
+    policy.reset(seed=seed)
+    steps = 0
+    terminated = truncated = cut = False
+    while not (terminated or truncated or cut):
+        chunk = chunk_to_step_actions(policy.act(obs), dof)
+        if len(chunk) == 0:
+            raise InvalidActionError(f"policy returned an empty action chunk at step {steps}")
+        for action in chunk:
+            a = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), low), high)
+            images = {c: obs[c] for c in CAMERA_KEYS} if video else None
+            state = obs["state"]
+            obs, reward, terminated, truncated, info = env.step(a)
+            if recorder is not None:
+                recorder.add(state, a, float(reward), images)
+            steps += 1
+            cut = max_steps is not None and steps >= max_steps
+            if terminated or truncated or cut:
+                break
+    if recorder is not None:
+        recorder.finish()
+    success = bool(info["is_success"])
+    unstable = bool(info["sim_unstable"])
+    end = "success" if success else "unstable" if unstable else "terminated" if terminated else (
+        "horizon" if truncated else "max_steps")
+    return {
+        "task": task, "embodiment": base.embodiment.name, "attempt": attempt, "seed": seed,
+        "initial_state_id": -1 if initial_state is None else int(initial_state),
+        "initial_state": {k: v for k, v in init.items() if k != "id"}, "policy": policy_name,
+        "score": float(info["score"]), "success": success, "end": end, "steps": steps,
+        "milestones": {k: bool(v) for k, v in info["milestones"].items()},
+        "wall_s": round(time.perf_counter() - t0, 3),
+    }
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One attempt, everything a worker needs (picklable)."""
+
+    task: str
+    embodiment: str
+    attempt: int
+    seed: int
+    initial_state: int | None
+    policy_seed: int
+    policy_name: str
+    max_steps: int | None
+    video: bool
+    image_size: tuple[int, int]
+    work: str
+    fps: int
+
+
+_CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
+def _play_job(job: _Job, make_env: EnvFactory, make_policy: PolicyFactory) -> tuple[dict[str, Any], EpisodeRecorder]:
+    """Worker function: plays one attempt with this process's cached env and policy."""
+    key = (job.task, job.embodiment, job.video, job.image_size)
+    if key not in _CACHE:
+        _close_cached()
+        env = make_env(job.task, job.embodiment, job.video, job.image_size)
+        _CACHE[key] = (env, make_policy(env, job.policy_seed))
+    env, policy = _CACHE[key]
+    recorder = EpisodeRecorder(job.work, job.fps, job.image_size if job.video else None)
+    rec = play_attempt(env, policy, recorder, task=job.task, attempt=job.attempt, seed=job.seed,
+                       initial_state=job.initial_state, max_steps=job.max_steps, policy_name=job.policy_name,
+                       video=job.video)
+    return rec, recorder
+
+
+def _close_cached() -> None:
+    for env, _ in _CACHE.values():
+        env.close()
+    _CACHE.clear()
+
+
+def _watch_parent(parent: int) -> None:
+    """Pool initializer: a worker ends itself when the collecting process dies (e.g. SIGKILL)."""
+    import os
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def collect(cfg: CollectConfig, make_env: EnvFactory, make_policy: PolicyFactory,
+            log: Log | None = print) -> list[dict[str, Any]]:
+    """Collects (or resumes) demos into one dataset per embodiment; returns one summary row each.
+
+    Attempts are committed in attempt order whatever the number of workers, so a dataset does not
+    depend on `workers` (with keep=success the first `episodes` successes in attempt order are kept).
+
+    Args:
+        cfg: The collection config (task and embodiment names already resolved).
+        make_env: Builds the env of (task, embodiment, video, image_size); it must give camera
+            observations when video is true and whatever the policy needs (e.g. privileged state).
+            Picklable (a module-level function or class instance) when cfg.workers > 1.
+        make_policy: Builds the policy for an env with a seed (picklable likewise).
+        log: Where progress goes (None: silent).
+    """
+    import os
+
+    cfg.validate()
+    emit = log or (lambda _m: None)
+    out = Path(cfg.output_dir)
+    workers = cfg.workers or (os.cpu_count() or 1)
+    pool = None
+    if workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_watch_parent, initargs=(os.getpid(),))
+    rows = []
+    try:
+        for emb in cfg.embodiments:
+            rows.append(_collect_embodiment(cfg, emb, out / emb, make_env, make_policy, pool, workers, log, emit))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        _close_cached()
+    return rows
+
+
+def _collect_embodiment(cfg: CollectConfig, emb: str, root: Path, make_env: EnvFactory, make_policy: PolicyFactory,
+                        pool: Any, workers: int, log: Log | None, emit: Log) -> dict[str, Any]:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    writer: DatasetWriter | None = None
+    done_by_task: dict[str, set[int]] = {}
+    kept_by_task: dict[str, int] = {}
+    for task in cfg.tasks:
+        probe_env = make_env(task, emb, False, cfg.image_size)  # for names, rates and limits only
+        base = probe_env.unwrapped
+        instruction, fps = base.task.instruction, round(1.0 / base.control_dt)
+        n_eval = len(base.task.eval_initial_states())
+        if writer is None:
+            writer = DatasetWriter(root, robot_type=emb, joint_names=base.embodiment.joint_names, fps=fps,
+                                   image_size=cfg.image_size if cfg.video else None)
+            for a in writer.attempts:
+                done_by_task.setdefault(a["task"], set()).add(int(a["attempt"]))
+                kept_by_task[a["task"]] = kept_by_task.get(a["task"], 0) + bool(a["kept"])
+            emit(f"{root}: {len(writer.episodes)} episodes already there ({len(writer.attempts)} attempts recorded); "
+                 f"collecting {cfg.policy} on {emb} with {workers} worker(s)")
+        probe_env.close()
+        if cfg.initial_states == "eval" and cfg.attempt_cap > n_eval:
+            raise ConfigError(f"initial_states=eval allows {n_eval} attempts on {task!r}, but up to "
+                              f"{cfg.attempt_cap} may be needed; lower episodes or max_attempts")
+        done = done_by_task.get(task, set())
+        kept = kept_by_task.get(task, 0)
+        todo = iter([k for k in range(cfg.attempt_cap) if k not in done])
+        progress = Progress(cfg.episodes, min(kept, cfg.episodes), log)
+
+        def job(k: int) -> _Job:
+            return _Job(task=task, embodiment=emb, attempt=k, seed=cfg.seed + k,
+                        initial_state=k if cfg.initial_states == "eval" else None, policy_seed=cfg.seed,
+                        policy_name=cfg.policy, max_steps=cfg.max_steps, video=cfg.video,
+                        image_size=tuple(cfg.image_size), work=str(writer.work_dir(f"{task}-{k}")), fps=fps)
+
+        def wanted() -> bool:
+            return cfg.keep == "all" or kept < cfg.episodes
+
+        if pool is None:
+            for k in todo:
+                if not wanted():
+                    break
+                rec, recorder = _play_job(job(k), make_env, make_policy)
+                kept += _commit(writer, rec, recorder, cfg, instruction, progress)
+        else:
+            pending: dict[Any, int] = {}
+            ready: dict[int, tuple[dict[str, Any], EpisodeRecorder]] = {}
+            order: list[int] = []
+            try:
+                while wanted():
+                    while len(pending) + len(ready) < 2 * workers:
+                        k = next(todo, None)
+                        if k is None:
+                            break
+                        order.append(k)
+                        pending[pool.submit(_play_job, job(k), make_env, make_policy)] = k
+                    if not pending and not ready:
+                        break
+                    if pending:
+                        finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                        for fut in finished:
+                            ready[pending.pop(fut)] = fut.result()
+                    while order and order[0] in ready and wanted():
+                        rec, recorder = ready.pop(order.pop(0))
+                        kept += _commit(writer, rec, recorder, cfg, instruction, progress)
+            finally:
+                running = [f for f in pending if not f.cancel()]
+                for fut in running:  # surplus attempts still playing: let them end, then drop them
+                    try:
+                        ready[pending[fut]] = fut.result()
+                    except Exception:  # noqa: BLE001 - an attempt nobody will commit
+                        pass
+                for _rec, recorder in ready.values():
+                    recorder.discard()
+        progress.close()
+        if kept < cfg.episodes:
+            emit(f"warning: {task} on {emb}: only {kept} of {cfg.episodes} episodes succeeded in "
+                 f"{cfg.attempt_cap} attempts")
+    assert writer is not None
+    writer.close()
+    atts = writer.attempts
+    row = {"embodiment": emb, "dataset": str(root), "episodes": len(writer.episodes), "frames": writer.total_frames,
+           "attempts": len(atts), "success_rate": (sum(a["success"] for a in atts) / len(atts)) if atts else 0.0}
+    emit(f"{root}: {row['episodes']} episodes, {row['frames']} frames ({row['attempts']} attempts, "
+         f"{100 * row['success_rate']:.0f}% success)")
+    return row
+
+
+def _commit(writer: DatasetWriter, rec: dict[str, Any], recorder: EpisodeRecorder, cfg: CollectConfig,
+            instruction: str, progress: Progress) -> bool:
+    keep = cfg.keep == "all" or bool(rec["success"])
+    if not keep:
+        recorder.discard()
+    writer.commit(rec, recorder if keep else None, instruction)
+    progress.update(rec, keep)
+    return keep
+
+
+def resolve(names: Iterable[str], all_names: Iterable[str], kind: str) -> list[str]:
+    """Expands ["all"] and checks every name; raises `InvalidChoiceError` for an unknown one."""
+    valid = list(all_names)
+    names = list(names)
+    if names == ["all"]:
+        return valid
+    for n in names:
+        if n not in valid:
+            raise InvalidChoiceError(kind, n, valid)
+    return names
+
+
+__all__ = ["CollectConfig", "DatasetError", "EnvFactory", "PolicyFactory", "collect", "play_attempt", "resolve"]
