@@ -49,6 +49,7 @@ from egosim.wrappers import NormalizedAction, StateOnly, flat_state
 FORMAT = "egosim-sb3"
 FORMAT_VERSION = 1
 ALGOS = ("ppo",)
+VEC_ENVS = ("dummy", "subproc")
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}
 REQUIRED_FILES = ("config.json", "model.safetensors", "provenance.json")
 DEFAULT_NET_ARCH = (256, 256)
@@ -80,9 +81,9 @@ def make_rl_env(task: str, embodiment: str, max_episode_steps: int | None = None
 
 def build_policy(config: Mapping[str, Any]) -> Any:
     """An untrained SB3 `ActorCriticPolicy` with the architecture `config` describes (no pickle involved)."""
+    _sb3()
     from stable_baselines3.common.policies import ActorCriticPolicy
 
-    _sb3()
     obs_space = gym.spaces.Box(-np.inf, np.inf, (int(config["observation_dim"]),), dtype=np.float32)
     act_space = gym.spaces.Box(-1.0, 1.0, (int(config["action_dim"]),), dtype=np.float32)
     return ActorCriticPolicy(obs_space, act_space, lr_schedule=lambda _progress: 0.0,
@@ -295,27 +296,34 @@ def _progress_callback(total: int, csv_path: Path, every: int, stream: Any) -> A
 def train_sb3(task: str, embodiment: str, algo: str = "ppo", steps: int = 100_000, seed: int = 0,
               out_dir: str | os.PathLike[str] = "outputs/sb3", *, max_episode_steps: int | None = None,
               n_envs: int = 1, n_steps: int = 2048, batch_size: int = 64, learning_rate: float = 3e-4,
-              net_arch: Sequence[int] = DEFAULT_NET_ARCH, activation: str = "tanh", report_every: int | None = None,
-              stream: Any = None) -> Path:
+              net_arch: Sequence[int] = DEFAULT_NET_ARCH, activation: str = "tanh", vec_env: str = "dummy",
+              report_every: int | None = None, stream: Any = None) -> Path:
     """Trains the PPO baseline on `task` x `embodiment` and writes a checkpoint folder; returns its path.
 
     `n_steps` is PPO's rollout length per env (capped at `steps`, so tiny runs still update);
-    `max_episode_steps` cuts episodes shorter than the task's horizon. Torch uses one thread: envs, not
-    matrix products, are the bottleneck on CPU.
+    `max_episode_steps` cuts episodes shorter than the task's horizon. `vec_env="subproc"` steps the
+    `n_envs` envs in one spawned process each (one per core pays off from about 4 envs); "dummy" steps
+    them in this process. Torch uses one thread: envs, not matrix products, are the bottleneck on CPU.
     """
     if algo not in ALGOS:
         raise InvalidChoiceError("sb3 algo", algo, ALGOS)
     if activation not in ACTIVATIONS:
         raise InvalidChoiceError("activation", activation, ACTIVATIONS)
+    if vec_env not in VEC_ENVS:
+        raise InvalidChoiceError("vec_env", vec_env, VEC_ENVS)
     if int(steps) < 1 or int(n_envs) < 1:
         raise ConfigError(f"steps and n_envs must be >= 1, got steps={steps} n_envs={n_envs}")
     sb3 = _sb3()
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     torch.set_num_threads(1)
     steps, n_envs = int(steps), int(n_envs)
     rollout = max(2, min(int(n_steps), -(-steps // n_envs)))
-    vec = make_vec_env(lambda: make_rl_env(task, embodiment, max_episode_steps), n_envs=n_envs, seed=seed)
+    # spawn, not fork: an EGL context or torch threads must not cross a fork (as in eval/backends.py)
+    cls, kw = (SubprocVecEnv, {"start_method": "spawn"}) if vec_env == "subproc" else (DummyVecEnv, None)
+    vec = make_vec_env(make_rl_env, n_envs=n_envs, seed=seed, vec_env_cls=cls, vec_env_kwargs=kw,
+                       env_kwargs={"task": task, "embodiment": embodiment, "max_episode_steps": max_episode_steps})
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     model = sb3.PPO("MlpPolicy", vec, n_steps=rollout, batch_size=min(int(batch_size), rollout * n_envs),
@@ -324,15 +332,18 @@ def train_sb3(task: str, embodiment: str, algo: str = "ppo", steps: int = 100_00
     callback = _progress_callback(steps, root / "progress.csv", report_every or max(rollout * n_envs, steps // 20),
                                   stream or sys.stderr)
     t0 = time.perf_counter()
-    model.learn(total_timesteps=steps, callback=callback)
+    try:
+        model.learn(total_timesteps=steps, callback=callback)
+    finally:
+        vec.close()  # subprocess envs must not outlive a failed run
     wall = time.perf_counter() - t0
-    vec.close()
     obs_dim = int(model.observation_space.shape[0])
     act_dim = int(model.action_space.shape[0])
     config = {"algo": algo, "task": task, "embodiment": embodiment, "observation_dim": obs_dim,
               "action_dim": act_dim, "net_arch": list(net_arch), "activation": activation,
               "max_episode_steps": max_episode_steps}
-    provenance = {"steps": int(model.num_timesteps), "seed": seed, "n_envs": n_envs, "n_steps": rollout,
+    provenance = {"steps": int(model.num_timesteps), "seed": seed, "n_envs": n_envs, "vec_env": vec_env,
+                  "n_steps": rollout,
                   "batch_size": min(int(batch_size), rollout * n_envs), "learning_rate": learning_rate,
                   "wall_s": round(wall, 2), "steps_per_s": round(model.num_timesteps / max(wall, 1e-9), 1),
                   "egosim_version": egosim.__version__, "stable_baselines3_version": sb3.__version__,
@@ -353,10 +364,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--max-episode-steps", type=int, default=None, help="cut episodes (default: the task's horizon)")
     p.add_argument("--n-envs", type=int, default=1)
     p.add_argument("--n-steps", type=int, default=2048, help="PPO rollout length per env")
+    p.add_argument("--batch-size", type=int, default=64, help="PPO minibatch size")
+    p.add_argument("--vec-env", default="dummy", choices=VEC_ENVS, help="subproc: one process per env")
     args = p.parse_args(argv)
     try:
         out = train_sb3(args.task, args.embodiment, args.algo, args.steps, args.seed, args.out,
-                        max_episode_steps=args.max_episode_steps, n_envs=args.n_envs, n_steps=args.n_steps)
+                        max_episode_steps=args.max_episode_steps, n_envs=args.n_envs, n_steps=args.n_steps,
+                        batch_size=args.batch_size, vec_env=args.vec_env)
     except EgosimError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

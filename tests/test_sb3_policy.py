@@ -221,3 +221,15 @@ def test_sb3_env_checker() -> None:
         check_env(e, warn=True)
     finally:
         e.close()
+
+
+@pytest.mark.slow
+def test_subprocess_envs(tmp_path: Path) -> None:
+    """Two spawned env processes (each imports egosim and MuJoCo: slow to start, hence marked)."""
+    log = io.StringIO()
+    path = train_sb3(TASK, HAND, "ppo", 64, 0, tmp_path / "ck", max_episode_steps=10, n_envs=2, n_steps=16,
+                     net_arch=(16,), vec_env="subproc", stream=log)
+    assert json.loads((path / "provenance.json").read_text())["vec_env"] == "subproc"
+    assert load_sb3_checkpoint(path)[1]["net_arch"] == [16]
+    with pytest.raises(InvalidChoiceError, match="unknown vec_env 'threads'; valid choices: dummy, subproc"):
+        train_sb3(TASK, HAND, "ppo", 64, 0, tmp_path / "x", vec_env="threads")
