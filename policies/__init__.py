@@ -15,6 +15,8 @@ Kinds:
         wrist_actions, api_token). Its env renders the cameras and carries privileged state, and the
         client sends what the server asks for.
     replay: recorded per-step actions played back (`egosim.policies.replay`); checkpoint=FILE.
+    sb3: the Stable-Baselines3 PPO baseline on privileged state (`egosim.policies.sb3`), loaded from a
+        pickle-free checkpoint folder (checkpoint=DIR); needs the optional extra `rl`.
 
 This package never imports `egosim.eval` (DESIGN.md: data flows policies -> eval).
 """
@@ -89,6 +91,8 @@ register_policy(PolicyKind("remote", "egosim.policies.remote.policy", "RemotePol
 register_policy(PolicyKind("replay", "egosim.policies.replay", "ReplayPolicy", takes_checkpoint=True,
                            options=("at_end",),
                            description="recorded per-step actions played back (checkpoint=FILE.npz|.jsonl)"))
+register_policy(PolicyKind("sb3", "egosim.policies.sb3", "SB3Policy", needs_privileged=True, takes_checkpoint=True,
+                           description="the SB3 PPO baseline on privileged state (checkpoint=DIR)"))
 
 
 def policy_kinds() -> tuple[str, ...]:
