@@ -44,6 +44,7 @@ from numpy.typing import NDArray
 
 import egosim
 from egosim.errors import ConfigError, EgosimError, InvalidChoiceError
+from egosim.pickle_guard import find_pickle_files
 from egosim.wrappers import NormalizedAction, StateOnly, flat_state
 
 FORMAT = "egosim-sb3"
@@ -132,38 +133,6 @@ def _check_config(meta: Any, root: Path) -> dict[str, Any]:
         raise SB3CheckpointError(f"config.json: unknown activation {meta['activation']!r}; valid choices: "
                                  f"{', '.join(ACTIVATIONS)}")
     return meta
-
-
-def _is_safetensors(path: Path) -> bool:
-    """True when `path` starts like a safetensors file: a little-endian u64 header length, then '{'.
-
-    Why: the VLA module's pickle detector reads the first two bytes, and a safetensors header length
-    of 0x480 (or 0x080 ... 0x580) begins with the bytes of a pickle PROTO opcode. A pickle cannot pass
-    this test: after its 0x80 <protocol> comes an opcode or a frame, never '{' at byte 8 with a length
-    that fits the file.
-    """
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(9)
-        size = path.stat().st_size
-    except OSError:
-        return False
-    return len(head) == 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= size
-
-
-def find_pickle_files(folder: str | os.PathLike[str]) -> list[str]:
-    """The VLA checkpoint's pickle detector, minus its false alarms on well-formed `.safetensors` files."""
-    from egosim.policies.vla.checkpoint import find_pickle_files as _find
-
-    root = Path(folder)
-    found = []
-    for entry in _find(root):
-        rel, _, reason = entry.partition(" (")
-        if (reason.startswith("starts with pickle header") and rel.endswith(".safetensors")
-                and _is_safetensors(root / rel)):
-            continue
-        found.append(entry)
-    return found
 
 
 def load_sb3_checkpoint(folder: str | os.PathLike[str]) -> tuple[Any, dict[str, Any], dict[str, Any]]:

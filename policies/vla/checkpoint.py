@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from safetensors.torch import load_file, save_file
 
 import egosim
 from egosim.errors import ConfigError, EgosimError
+from egosim.pickle_guard import PICKLE_SUFFIXES, find_pickle_files  # noqa: F401  (re-exported)
 from egosim.policies.vla.config import VLAConfig
 from egosim.policies.vla.model import VLAModel
 from egosim.policies.vla.normalize import EmbodimentStats, Stats, statistics_from_json, statistics_to_json
@@ -40,7 +40,6 @@ from egosim.policies.vla.normalize import EmbodimentStats, Stats, statistics_fro
 FORMAT = "egosim-vla"
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "model.safetensors", "statistics.json", "embodiment_id.json", "provenance.json")
-PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 
 
 class CheckpointError(EgosimError, ValueError):
@@ -81,42 +80,6 @@ class Checkpoint:
     statistics: dict[str, EmbodimentStats]
     embodiment_ids: dict[str, int]
     provenance: Provenance
-
-
-def find_pickle_files(folder: str | os.PathLike[str]) -> list[str]:
-    """Files under `folder` in a pickle-based format, each as 'relative/path (reason)'.
-
-    Checked without unpickling: the extension, the first two bytes (pickle protocol >= 2 starts with
-    the PROTO opcode 0x80 and the protocol number), and zip archives holding a `.pkl` member (what
-    `torch.save` writes since torch 1.6).
-    """
-    root = Path(folder)
-    found = []
-    for dirpath, _dirs, files in os.walk(root):
-        for name in sorted(files):
-            p = Path(dirpath) / name
-            rel = p.relative_to(root).as_posix()
-            if p.suffix.lower() in PICKLE_SUFFIXES:
-                found.append(f"{rel} (extension {p.suffix})")
-                continue
-            try:
-                with open(p, "rb") as fh:
-                    head = fh.read(4)
-            except OSError:
-                continue
-            if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
-                found.append(f"{rel} (starts with pickle header 0x80 0x{head[1]:02x})")
-            elif head == b"PK\x03\x04" and _zip_holds_pickle(p):
-                found.append(f"{rel} (zip archive with a .pkl member: a torch.save file)")
-    return found
-
-
-def _zip_holds_pickle(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return any(n.endswith(".pkl") for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
 
 
 def _read_json(path: Path) -> Any:
