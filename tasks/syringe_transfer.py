@@ -246,10 +246,11 @@ class SyringeTransfer(Task):
 
     # ------------------------------------------------------------------ initial states
     def sample_initial_state(self, rng: np.random.Generator) -> InitialState:
-        """Holder at the right, the tube rack in the middle, the trash can at the far right (out of the
-        way of the hand that reaches the holder from the right)."""
+        """Holder at the right (its syringe clear of the right hand's home pose), the tube rack in the
+        middle, the trash can at the far right (out of the way of the hand that reaches the holder
+        from the right)."""
         return {
-            "holder_xy": [round(float(rng.uniform(0.38, 0.45)), 4), round(float(rng.uniform(-0.26, -0.22)), 4)],
+            "holder_xy": [round(float(rng.uniform(0.38, 0.45)), 4), round(float(rng.uniform(-0.32, -0.28)), 4)],
             "rack_xy": [round(float(rng.uniform(0.46, 0.54)), 4), round(float(rng.uniform(-0.02, 0.04)), 4)],
             "trash_xy": [round(float(rng.uniform(0.66, 0.70)), 4), round(float(rng.uniform(-0.36, -0.32)), 4)],
             "syringe_yaw": round(float(rng.uniform(-np.pi / 6, np.pi / 6)), 4),

@@ -1,6 +1,6 @@
 """Scripted expert for syringe_transfer, written once against semantic handles (any embodiment).
 
-Right hand: a side claw around the barrel (palm facing left, fingers forward, so the barrel's axis runs
+Right hand: rise over the syringe's plunger, turn and come down beside the barrel, a side claw around the barrel (palm facing left, fingers forward, so the barrel's axis runs
 along the hand's y axis between the opposed thumb and the fingers; the claw's centre, measured on the
 hand model, on the barrel's axis, just below the flange), lift it out of the holder, then carry it so
 that the nozzle tip (its offset in the wrist frame measured once after the lift) goes over tube A and
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 # Palm facing world +y (left), fingers forward, hand y down: a side grasp of a vertical cylinder.
 SIDE_GRASP_MAT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
-GRIP_BELOW_TOP = 0.040  # the claw's centre this far below the barrel's top
-APPROACH = 0.08  # the open hand starts this far to the right of its grasp pose
+GRIP_BELOW_TOP = 0.030  # the claw's centre this far below the barrel's top
+APPROACH = 0.06  # the open hand starts this far to the right of its grasp pose
 LIFT = 0.11  # out of the holder, the tip clear of the tube rims
 TIP_OVER = 0.025  # tip above a tube's rim before going in
 TIP_DEPTH = 0.007  # tip above a tube's inner bottom when in
@@ -43,7 +43,7 @@ TRASH_NEAR = 0.03
 RELEASE_BACK = 0.04
 PULL = 0.011  # plunger travel drawn in A (10 mL)
 GRIP_POSE = "claw"
-GRIP_OFFSET = np.array([0.0, 0.0, -0.02])  # barrel axis from the claw centre, toward the palm: the
+GRIP_OFFSET = np.array([0.0, 0.0, -0.03])  # barrel axis from the claw centre, toward the palm: the
 # claw was sized for an 80 mm object, the barrel is 40 mm
 CLAW_SQUEEZE = 1.6  # claw target past the contact pose (the barrel is thinner than the claw's design object)
 
@@ -166,7 +166,8 @@ class SyringeTransferExpert:
         grip, opened = self._hand(side, "claw"), self._hand(side, "open")
         hold = lambda: self._once("closed", lambda: grasp())  # noqa: E731
         return [
-            Stage("turn", lambda: grasp(-APPROACH, 0.05), opened, max_s=4.0, tol_pos=0.02, tol_rot=0.1),
+            Stage("rise", lambda: (self._home(side)[0] + np.array([0.0, 0.0, 0.1]), HOME_WRIST_MAT), opened, tol_pos=0.02),
+            Stage("turn", lambda: grasp(-APPROACH, 0.1), opened, max_s=4.0, tol_pos=0.02, tol_rot=0.1),
             Stage("approach", lambda: grasp(-APPROACH), opened, speed=0.6, max_s=3.0),
             Stage("in", lambda: grasp(), opened, speed=0.4, max_s=3.0),
             Stage("close", hold, grip, min_s=0.8, hand_blend_s=0.6),
