@@ -41,7 +41,7 @@ TRASH_DROP = 0.09  # lower the tip this far below the trash can's rim (5 mm abov
 # letting go: standing on its tip, the syringe is not flung out by the opening fingers
 TRASH_NEAR = 0.03
 RELEASE_BACK = 0.04
-PULL = 0.011  # plunger travel drawn in A (10 mL)
+PULL = 0.02  # plunger pull in A: 18 mL asked, about 12 mL (what lies above the tip) drawn; a slipping pinch still draws enough
 GRIP_POSE = "claw"
 GRIP_OFFSET = np.array([0.0, 0.0, -0.03])  # barrel axis from the claw centre, toward the palm: the
 # claw was sized for an 80 mm object, the barrel is 40 mm
@@ -207,13 +207,20 @@ class SyringeTransferExpert:
             top = task.thumb_rest_top(data)
             return wrist_for_point(top + np.array([0.0, 0.0, -2 * REST_HALF + dz]), rot, pinch_hand)
 
+        def level_with(pose: Pose) -> Pose:
+            """Straight up from home to the height of `pose` (so the hand comes over the plunger from
+            above its thumb rest, not through it)."""
+            p = np.asarray(self.emb.home_wrist_pos[side], dtype=np.float64).copy()
+            p[2] = max(p[2], pose[0][2])
+            return p, rot
+
         def pulled() -> Pose:
             p, r = self._once("pinched", lambda: rest_pinch(0.0))
             return p + np.array([0.0, 0.0, PULL]), r
 
         def back_off() -> Pose:
             p, r = self._once("let_go", lambda: self.env.commanded_wrist_pose(side))
-            return p + np.array([0.0, 0.0, 0.06]), r
+            return self.emb.workspace[side].clip(p + np.array([0.0, 0.0, 0.05])), r
 
         def press(dz: float) -> Callable[[], Pose]:
             def target() -> Pose:
@@ -225,12 +232,14 @@ class SyringeTransferExpert:
 
         def pressed_up() -> Pose:
             p, r = self._once("pressed", lambda: self.env.commanded_wrist_pose(side))
-            return p + np.array([0.0, 0.0, 0.06]), r
+            return self.emb.workspace[side].clip(p + np.array([0.0, 0.0, 0.06])), r
 
         pre, pinch, opened = self._hand(side, "pre_pinch"), self._hand(side, "pinch"), self._hand(side, "open")
         home = lambda: self._home(side)  # noqa: E731
         return [
             Stage("wait_a", home, opened, max_s=30.0, done=lambda: right().at("hold_a")),
+            Stage("shape", home, pre, min_s=0.4),  # shape the hand before it comes near the plunger
+            Stage("rise", lambda: level_with(rest_pinch(0.04)), pre, max_s=3.0, tol_pos=0.01),
             Stage("above_rest", lambda: rest_pinch(0.04), pre, max_s=4.0, tol_pos=0.01, tol_rot=0.1),
             Stage("descend", lambda: rest_pinch(0.0), pre, speed=0.3, max_s=3.0),
             Stage("pinch", lambda: self._once("pinched", lambda: rest_pinch(0.0)), pinch, min_s=0.7, hand_blend_s=0.5),
@@ -240,6 +249,7 @@ class SyringeTransferExpert:
             Stage("back_off", back_off, pre, speed=0.4),
             Stage("park", home, opened, speed=0.6, max_s=3.0, tol_pos=0.02),
             Stage("wait_b", home, pinch, max_s=30.0, done=lambda: right().at("hold_b")),
+            Stage("rise_b", lambda: level_with(press(0.03)()), pinch, max_s=3.0, tol_pos=0.01),
             Stage("above_press", press(0.03), pinch, max_s=4.0, tol_pos=0.01, tol_rot=0.1),
             Stage("press", press(0.0), pinch, speed=0.1, max_s=4.0, done=lambda: task.plunger_slide(data) < 0.001),
             Stage("lift_off", pressed_up, pinch, speed=0.4),
