@@ -13,8 +13,8 @@ friction and damping, so the plunger holds its position when nobody pushes it.
 Liquid: the volumes (mL) of tube A, tube B and the syringe are TASK STATE, not simulator state (they
 are not in qpos; MuJoCo has no fluids). `milestones()` runs every control step and integrates them
 from the plunger's change since the previous call; `apply_initial_state` resets them. The model:
-- The nozzle tip is *in* a tube when it lies within the tube's inner radius and between its inner
-  bottom and rim; it is *submerged* when it is also at or below that tube's liquid surface.
+- The nozzle tip is *in* a tube when it lies within the tube's outer radius (the wall is solid: a
+  tip pressed into the wall by soft contact is still inside) and between its inner bottom and rim; it is *submerged* when it is also at or below that tube's liquid surface.
 - Pulling the plunger (slide increases by dq) opens dq * bore area of volume: with the tip submerged
   in a tube, liquid comes from that tube (capped by the liquid above the tip; the rest is air);
   otherwise air.
@@ -306,7 +306,8 @@ class SyringeTransfer(Task):
         for k in ("a", "b"):
             rx, ry, rz = self.tube_rim[k].tolist()
             bottom = rz - TUBE_H + TUBE_BASE
-            if (tx - rx) ** 2 + (ty - ry) ** 2 < TUBE_R_IN**2 and bottom - 1e-3 <= tz <= rz:
+            # Within the outer radius: the wall is solid, so a tip pressed into it is still inside.
+            if (tx - rx) ** 2 + (ty - ry) ** 2 < (TUBE_R_IN + TUBE_WALL) ** 2 and bottom - 1e-3 <= tz <= rz:
                 return k, tz <= bottom + self.volume[k] / TUBE_AREA
         return None, False
 

@@ -1,17 +1,27 @@
 """Scripted expert for syringe_transfer, written once against semantic handles (any embodiment).
 
-Right hand: rise over the syringe's plunger, turn and come down beside the barrel, a side claw around the barrel (palm facing left, fingers forward, so the barrel's axis runs
-along the hand's y axis between the opposed thumb and the fingers; the claw's centre, measured on the
-hand model, on the barrel's axis, just below the flange), lift it out of the holder, then carry it so
-that the nozzle tip (its offset in the wrist frame measured once after the lift) goes over tube A and
-down until the tip is 7 mm above A's bottom, with the barrel just above the rim. It holds still while
-the left hand works the plunger, then moves the tip to tube B, holds still again, and finally carries
-the syringe over the trash can and opens.
+Right hand: rises over the syringe's thumb rest, turns palm-left (fingers forward) and comes down
+beside the barrel, then moves in sideways and closes a side claw: the barrel's axis runs along the
+hand's y axis between the opposed thumb and the fingers, at the claw's centre (measured on the hand
+model by `GraspGeometry`) moved 3 cm toward the palm, since the claw pose was sized for an 80 mm
+object and the barrel is 40 mm. It lifts the syringe out of the holder and carries it so that the
+nozzle tip goes over tube A and down to 7 mm above A's bottom. Where the tip is in the wrist frame,
+and the wrist rotation that stands the syringe upright, are measured from the syringe's real pose
+after the lift and again before each insertion (the syringe turns a little in the grip while it is
+carried). The hand holds still while the left hand works the plunger, moves the tip into tube B,
+holds still again, then lowers the syringe into the trash can until its tip is just above the floor,
+loosens the claw to its own (wider) pose and slides the hand off the barrel along the palm's normal
+before opening (opening in place swings the thumb through the barrel and flings the syringe out).
 
-Left hand (bimanual pull): waits at home; with the nozzle in A, a top-down pinch on the thumb rest's
-rim, pull up `PULL` (the plunger's friction keeps it there), open and back off; with the nozzle in B,
-a closed pinch pressed down on the top of the thumb rest until the plunger bottoms out, then home.
-Everything moves through physics: the wrists follow speed-limited targets, the fingers squeeze.
+Left hand (bimanual pull: the thumb of the holding hand is on the barrel, not on the plunger): waits
+at home; with the nozzle in A it shapes a pre-pinch at home, rises to above the thumb rest's height,
+comes over it, pinches the thumb rest's rim (top down) and pulls up `PULL`, opens and parks at
+home; the plunger's friction holds it. With the nozzle in B, a closed pinch comes down on the thumb
+rest's top and presses until the plunger bottoms out, then goes home.
+
+Everything moves through physics: the wrists follow speed-limited targets, the fingers squeeze. The
+same script drives both hands (Sharpa Wave and the three-fingered Dex3: the side claw holds the barrel
+with the thumb and two fingers, the pinch pulls the thumb rest with the same three).
 """
 
 from __future__ import annotations
@@ -39,10 +49,9 @@ TIP_OVER = 0.025  # tip above a tube's rim before going in
 TIP_DEPTH = 0.007  # tip above a tube's inner bottom when in
 TRASH_DROP = 0.09  # lower the tip this far below the trash can's rim (5 mm above its floor) before
 # letting go: standing on its tip, the syringe is not flung out by the opening fingers
-TRASH_NEAR = 0.03
-RELEASE_BACK = 0.04
+TRASH_NEAR = 0.03  # let go this far from the can's centre toward its near wall
+WITHDRAW = 0.08  # slide the loosened claw this far off the barrel before opening
 PULL = 0.02  # plunger pull in A: 18 mL asked, about 12 mL (what lies above the tip) drawn; a slipping pinch still draws enough
-GRIP_POSE = "claw"
 GRIP_OFFSET = np.array([0.0, 0.0, -0.03])  # barrel axis from the claw centre, toward the palm: the
 # claw was sized for an 80 mm object, the barrel is 40 mm
 CLAW_SQUEEZE = 1.6  # claw target past the contact pose (the barrel is thinner than the claw's design object)
@@ -71,12 +80,13 @@ class SyringeTransferExpert:
         lim = {s: self.emb.joint_limits(s) for s in SIDES}
         self.pose = {}
         for s in SIDES:
-            opened, claw = self.emb.grasp_pose("open", s), self.emb.grasp_pose(GRIP_POSE, s)
+            opened, claw = self.emb.grasp_pose("open", s), self.emb.grasp_pose("claw", s)
             self.pose[s] = {
                 "open": opened,
                 "pinch": self.emb.grasp_pose("pinch", s),
                 "pre_pinch": self.emb.grasp_pose("pre_pinch", s),
                 "claw": np.clip(opened + CLAW_SQUEEZE * (claw - opened), lim[s][:, 0], lim[s][:, 1]),
+                "claw_loose": claw,  # the claw's own pose: sized for a wider object, so it lets go of the barrel
             }
         self.reset()
 
@@ -121,7 +131,7 @@ class SyringeTransferExpert:
 
         def held() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
             """The wrist rotation that stands the held syringe upright, and the nozzle tip in the wrist
-            frame; measured once after the lift (the grip has settled by then)."""
+            frame, from the syringe's real pose now (see `tip_at` for when)."""
             wp, wr = self.env.wrist_pose(side)
             _, srot = task.syringe_pose(data)
             axis = rot @ (wr.T @ srot[:, 2])  # the syringe's axis if the wrist were at `rot`
@@ -152,18 +162,19 @@ class SyringeTransferExpert:
             p, r = self._once("closed", lambda: grasp())
             return p + np.array([0.0, 0.0, LIFT]), r
 
-        def let_go() -> Pose:
-            """Open while drawing the wrist back, away from the barrel: an opening thumb swings forward
-            past the barrel's near side and would push the syringe over the can's far wall."""
+        def withdraw() -> Pose:
+            """Slide the loosened hand off the barrel, backward along the palm's normal: the loose claw's
+            fingers and thumb pass either side of the barrel (opening fully would swing the thumb
+            through the barrel and fling the syringe out of the can)."""
             p, r = self._once("released", lambda: self.env.commanded_wrist_pose(side))
-            return p + r @ np.array([-RELEASE_BACK, 0.0, -0.01]), r
+            return p - r[:, 2] * WITHDRAW, r
 
         def released_up() -> Pose:
-            p, r = self._once("released", lambda: self.env.commanded_wrist_pose(side))
+            p, r = withdraw()
             return p + np.array([0.0, 0.0, 0.06]), r
 
-        left = self.scripts_left
-        grip, opened = self._hand(side, "claw"), self._hand(side, "open")
+        left = lambda: self.scripts["left"]  # noqa: E731
+        grip, loose, opened = self._hand(side, "claw"), self._hand(side, "claw_loose"), self._hand(side, "open")
         hold = lambda: self._once("closed", lambda: grasp())  # noqa: E731
         return [
             Stage("rise", lambda: (self._home(side)[0] + np.array([0.0, 0.0, 0.1]), HOME_WRIST_MAT), opened, tol_pos=0.02),
@@ -184,14 +195,12 @@ class SyringeTransferExpert:
             Stage("out_b", tip_at(over("b", TIP_OVER), "held_b"), grip, speed=0.3, max_s=3.0, hand_blend_s=0.01),
             Stage("over_trash", tip_at(over_trash(0.03), "held_b"), grip, speed=0.5, max_s=4.0, tol_pos=0.01, hand_blend_s=0.01),
             Stage("into_trash", tip_at(over_trash(-TRASH_DROP), "held_b"), grip, speed=0.3, max_s=3.0, hand_blend_s=0.01),
-            Stage("release", let_go, opened, speed=0.15, min_s=0.8, hand_blend_s=0.6),
+            Stage("loosen", lambda: self._once("released", lambda: self.env.commanded_wrist_pose(side)), loose,
+                  min_s=0.6, hand_blend_s=0.5),
+            Stage("withdraw", withdraw, loose, speed=0.3, max_s=2.0),
             Stage("up", released_up, opened, speed=0.6),
             Stage("done", released_up, opened, max_s=1e9, done=lambda: False),
         ]
-
-    @property
-    def scripts_left(self) -> Callable[[], HandScript]:
-        return lambda: self.scripts["left"]
 
     # ------------------------------------------------------------------ left hand: the plunger
     def _plunger_stages(self) -> list[Stage]:
@@ -223,6 +232,9 @@ class SyringeTransferExpert:
             return self.emb.workspace[side].clip(p + np.array([0.0, 0.0, 0.05])), r
 
         def press(dz: float) -> Callable[[], Pose]:
+            """The closed pinch's lowest point `dz` above the thumb rest's top, or with `dz` = 0 pressing
+            it down to where the plunger bottoms out (4 mm past, so the force holds at the end)."""
+
             def target() -> Pose:
                 top = task.thumb_rest_top(data)
                 depth = task.plunger_slide(data) + 0.004 if dz == 0.0 else -dz
