@@ -76,7 +76,7 @@ BARREL_R = 0.020
 BARREL_LEN = 0.080
 BORE_R = 0.017
 BORE_AREA = math.pi * BORE_R**2  # m^2
-NOZZLE_R = 0.0015
+NOZZLE_R = 0.002
 NOZZLE_LEN = 0.070
 FLANGE_HALF = (0.036, 0.012, 0.002)
 ROD_R = 0.004
@@ -86,7 +86,7 @@ REST_HALF = 0.006
 PLUNGER_TRAVEL = 0.045
 # Tubes (fixed bodies; frame origin at the tube's foot on the table).
 TUBE_R_IN = 0.012
-TUBE_WALL = 0.002
+TUBE_WALL = 0.003
 TUBE_H = 0.080
 TUBE_BASE = 0.005
 TUBE_AREA = math.pi * TUBE_R_IN**2

@@ -199,7 +199,8 @@ class SyringeTransferExpert:
                   min_s=0.6, hand_blend_s=0.5),
             Stage("withdraw", withdraw, loose, speed=0.3, max_s=2.0),
             Stage("up", released_up, opened, speed=0.6),
-            Stage("done", released_up, opened, max_s=1e9, done=lambda: False),
+            Stage("retreat", lambda: self._home(side), opened, speed=0.6, max_s=3.0, tol_pos=0.02),
+            Stage("done", lambda: self._home(side), opened, max_s=1e9, done=lambda: False),
         ]
 
     # ------------------------------------------------------------------ left hand: the plunger
