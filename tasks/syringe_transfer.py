@@ -1,49 +1,60 @@
 """Syringe transfer (EgoScale task V, "Syringe Liquid Transfer").
 
-Scene: a syringe stands tip-down in a holder block on the right of the table; a rack holds two open
-test tubes, A (with liquid) and B (empty); an open trash can stands at the front right. Instruction:
-pick up the syringe, draw liquid from tube A, inject it into tube B, and throw the syringe into the
-trash can.
+Scene: a syringe stands tip-down in a holder block on the right of the table (its cannula hangs in the
+block's hole, its barrel rests on the block); a rack in the middle holds two open test tubes, A (with
+liquid, red band, on the left) and B (empty, yellow band); an open trash can stands at the far right.
+Instruction: pick up the syringe, draw liquid from tube A, inject it into tube B, and throw the
+syringe into the trash can.
 
-The syringe is a free body (the barrel, with a finger flange at its top and a thin blunt cannula, the
-"nozzle", at its bottom) and a plunger (rod and thumb rest) on a slide joint `syringe_plunger_slide`
-along the barrel's axis: 0 = pushed fully in, up to `PLUNGER_TRAVEL` drawn out. The slide has
-friction and damping, so the plunger holds its position when nobody pushes it.
+The syringe is a free body `syringe` (the barrel, with a finger flange at its top and a blunt
+cannula, the "nozzle", at its bottom; site `syringe_tip` at the cannula's end) and a body
+`syringe_plunger` (rod and thumb rest) on a slide joint `syringe_plunger_slide` along the barrel's
+axis: 0 = pushed fully in, up to `PLUNGER_TRAVEL` drawn out. The slide has friction (0.4 N) and
+damping, so the plunger holds its position when nobody pushes it.
 
-Liquid: the volumes (mL) of tube A, tube B and the syringe are TASK STATE, not simulator state (they
-are not in qpos; MuJoCo has no fluids). `milestones()` runs every control step and integrates them
-from the plunger's change since the previous call; `apply_initial_state` resets them. The model:
-- The nozzle tip is *in* a tube when it lies within the tube's outer radius (the wall is solid: a
-  tip pressed into the wall by soft contact is still inside) and between its inner bottom and rim; it is *submerged* when it is also at or below that tube's liquid surface.
-- Pulling the plunger (slide increases by dq) opens dq * bore area of volume: with the tip submerged
-  in a tube, liquid comes from that tube (capped by the liquid above the tip; the rest is air);
-  otherwise air.
-- Pushing expels dq * bore area: liquid first (the syringe is held tip-down, so its liquid sits at the
-  nozzle), then air. Expelled liquid goes into the tube the tip is in; with the tip outside both tubes
-  it is spilled (counted in `spilled`, in no tube). Moving the plunger with the tip outside a tube
-  therefore never changes either tube's volume.
-Thin visual cylinders show the liquid levels in A, B and the barrel (resized when volumes change).
+Liquid: the volumes of tube A, tube B and the syringe are TASK STATE, not simulator state: they are
+not in qpos or anywhere in mjData (MuJoCo has no fluids). `milestones()`, which the env calls after
+every control step, integrates them from the plunger's change since the previous call;
+`apply_initial_state` resets them (A full, B and the syringe empty). The model:
+- The nozzle tip is *in* a tube when it lies between the tube's inner bottom and rim and within its
+  outer radius (the wall is solid: a tip pressed into the wall by soft contact is still inside); it
+  is *submerged* when it is also at or below that tube's liquid surface.
+- Pulling the plunger (slide grows by dq) opens dq x bore area: with the tip submerged in a tube,
+  liquid comes from that tube (at most the liquid above the tip; the rest is air); otherwise air.
+- Pushing expels dq x bore area: liquid first (the syringe is held tip-down, so its liquid sits at
+  the nozzle), then air. Expelled liquid goes into the tube the tip is in; with the tip outside both
+  tubes it is spilled (counted in `spilled`, in no tube). So moving the plunger with the tip outside
+  a tube never changes either tube's volume.
+- The slide is read clipped to its range (a plunger resting on its stop sinks a fraction of a
+  millimetre into the soft joint limit; that jitter moves no liquid).
+Thin visual cylinders show the liquid in A, B and the barrel (resized when a volume changes by 0.1 mL).
 
 Rubric (additive, EgoScale V): `syringe_picked` +0.1 (a hand touches the syringe and its barrel is
 3 cm above where it started), `aimed_at_a` +0.1 (the nozzle tip is in tube A), `plunger_pulled` +0.2
-(at least `DRAW_MIN_ML` drawn out of A into the syringe), `aimed_at_b` +0.1 (the tip is in tube B while
-the syringe holds at least `HOLD_MIN_ML`), `plunger_pushed` +0.2 (tube B holds at least `DRAW_MIN_ML`),
-`handover_or_release` +0.2 (after the pick, no hand touches the syringe, or it is touched only by the
-other hand than the one that picked it while lifted), `in_trash` +0.1 (no hand touches the syringe, it moves
-slower than 0.1 m/s, its nozzle tip is inside the can below the rim and its centre of mass is over the
-can's floor, at most 5 cm above the rim: a 20 cm syringe leaning in a 10 cm can sticks out of it).
-Success: every milestone reached and, at the same instant, B holds at least `DRAW_MIN_ML` and the
-syringe is at rest in the trash can. Horizon: 40 s.
+(at least `DRAW_MIN_ML` = 5 mL drawn out of A), `aimed_at_b` +0.1 (the tip is in tube B while the
+syringe holds at least `HOLD_MIN_ML` = 2 mL), `plunger_pushed` +0.2 (tube B holds at least 5 mL),
+`handover_or_release` +0.2 (after the pick, no hand touches the syringe, or, lifted, only the other
+hand than the one that picked it does), `in_trash` +0.1 (no hand touches the syringe, it moves slower
+than 0.1 m/s, its nozzle tip is inside the can below the rim and its centre of mass is over the can's
+floor at most 5 cm above the rim: a 20 cm syringe leaning in a 10 cm can sticks out of it).
+Success: every milestone reached and, at the same instant, B holds at least 5 mL and the syringe is
+at rest in the trash can. Horizon: 40 s (the expert needs about 18 s on Sharpa, 21 s on Dex3).
 
-Privileged state (26): barrel pos (3) + quat wxyz (4), plunger slide (1, m), nozzle tip pos (3),
-tube A and B rim centres (3 + 3), trash can floor centre (3), holder top centre (3), volumes of A, the
-syringe and B (3, mL). (`privileged` returns the volumes in mL so they are O(1)-O(10) like the rest.)
+Privileged state (26): barrel pos (3, bottom centre) + quat wxyz (4), plunger slide (1, m), nozzle
+tip pos (3), tube A and B rim centres (3 + 3), trash can floor centre (3), holder top centre (3), the
+liquid in A, the syringe and B (3, in mL so they are of order 1-10 like the rest).
 
 Objects: a 60 mL-class syringe (barrel 40 mm across, 80 mm long, bore 34 mm; 7 cm blunt cannula,
-3 mm across; plunger travel 4.5 cm), 55 g: thick enough that both hands' claws close around it from
-the side, long enough to reach the bottom of a tube with the barrel resting on its rim. Tubes: 24 mm
-bore, 8 cm tall, fixed in the rack (a rack's tubes do not tip when a cannula brushes their wall); tube
-A starts with 15 mL (3.3 cm of liquid). Trash can: 16 x 16 cm inside, 10 cm tall, fixed.
+4 mm across; plunger travel 4.5 cm), 58 g: thick enough that both hands' claws close around it from
+the side, its cannula long enough to reach near the bottom of a tube with the barrel just above the
+rim. Tubes: 24 mm bore, 3 mm walls (thinner walls let a pressed cannula tunnel through the soft
+contact), 8 cm tall, fixed in the rack (a rack holds its tubes; EgoScale's are in one); tube A starts
+with 15 mL (3.3 cm of liquid). Holder block 4.4 cm square, 7.4 cm tall. Trash can: 16 x 16 cm
+inside, 10 cm tall, fixed. The layout keeps the holder's syringe clear of the right hand's home pose
+and the trash can clear of the path the right hand takes to the holder.
+
+Both hands can do every step physically: the Dex3's side claw holds the barrel between its thumb and
+two fingers, and its three-finger pinch pulls the thumb rest (the pull is bimanual on both hands).
 
 Version history:
 - v0: first version.
@@ -290,7 +301,7 @@ class SyringeTransfer(Task):
         For tests that build states by hand: the plunger must be drawn far enough to hold `syringe_ml`.
         """
         self.volume = {"a": a_ml * ML, "b": b_ml * ML, "syringe": syringe_ml * ML}
-        self._slide_last = float(data.qpos[self._pl_q])
+        self._slide_last = min(max(float(data.qpos[self._pl_q]), 0.0), PLUNGER_TRAVEL)
         self._update_liquid_geoms(model)
 
     def volumes_ml(self) -> dict[str, float]:
@@ -312,7 +323,7 @@ class SyringeTransfer(Task):
         return None, False
 
     def _integrate_liquid(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:
-        q = float(data.qpos[self._pl_q])
+        q = min(max(float(data.qpos[self._pl_q]), 0.0), PLUNGER_TRAVEL)
         dq = q - self._slide_last
         self._slide_last = q
         if abs(dq) < _EPS:
