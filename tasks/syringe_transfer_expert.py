@@ -49,7 +49,7 @@ TIP_OVER = 0.025  # tip above a tube's rim before going in
 TIP_DEPTH = 0.007  # tip above a tube's inner bottom when in
 TRASH_DROP = 0.09  # lower the tip this far below the trash can's rim (5 mm above its floor) before
 # letting go: standing on its tip, the syringe is not flung out by the opening fingers
-TRASH_NEAR = 0.03  # let go this far from the can's centre toward its near wall
+TRASH_OFFSET = 0.03  # let go this far from the can's centre toward its near and left walls
 WITHDRAW = 0.08  # slide the loosened claw this far off the barrel before opening
 PULL = 0.02  # plunger pull in A: 18 mL asked, about 12 mL (what lies above the tip) drawn; a slipping pinch still draws enough
 GRIP_OFFSET = np.array([0.0, 0.0, -0.03])  # barrel axis from the claw centre, toward the palm: the
@@ -155,8 +155,9 @@ class SyringeTransferExpert:
             return lambda: task.tube_rim[tube] + np.array([0.0, 0.0, -TUBE_H + TUBE_BASE + TIP_DEPTH])
 
         def over_trash(dz: float) -> Callable[[], NDArray[np.float64]]:
-            """Over the can, nearer its near wall: the fingers reach past the barrel toward the far wall."""
-            return lambda: task.trash_center + np.array([-TRASH_NEAR, 0.0, TRASH_H + dz])
+            """Over the can, off its centre toward the near wall (the fingers reach past the barrel toward
+            the far wall) and away from the hand (which slides off the barrel toward its own side)."""
+            return lambda: task.trash_center + np.array([-TRASH_OFFSET, TRASH_OFFSET, TRASH_H + dz])
 
         def lifted() -> Pose:
             p, r = self._once("closed", lambda: grasp())
@@ -198,6 +199,7 @@ class SyringeTransferExpert:
             Stage("loosen", lambda: self._once("released", lambda: self.env.commanded_wrist_pose(side)), loose,
                   min_s=0.6, hand_blend_s=0.5),
             Stage("withdraw", withdraw, loose, speed=0.3, max_s=2.0),
+            Stage("open", withdraw, opened, min_s=0.4),  # before rising: a syringe leaning on the fingers would be lifted out
             Stage("up", released_up, opened, speed=0.6),
             Stage("retreat", lambda: self._home(side), opened, speed=0.6, max_s=3.0, tol_pos=0.02),
             Stage("done", lambda: self._home(side), opened, max_s=1e9, done=lambda: False),
