@@ -133,6 +133,7 @@ def test_syringe_in_trash(env) -> None:
     task = _reset(env)
     ms = _place(env, task.trash_center + np.array([0.0, 0.0, 0.01]))
     assert ms["in_trash"]
+    assert not ms["syringe_picked"] and not ms["handover_or_release"]  # a release needs a pick first
     ms = _place(env, task.trash_center + np.array([0.2, 0.0, 0.01]))  # beside the can
     assert not ms["in_trash"]
     ms = _place(env, task.holder_top - np.array([0.0, 0.0, NOZZLE_LEN]))  # back in its holder
