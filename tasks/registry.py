@@ -12,8 +12,9 @@ from egosim.errors import InvalidChoiceError
 from egosim.task import Task
 from egosim.tasks.card_sort import CardSort
 from egosim.tasks.pen_in_bin import PenInBin
+from egosim.tasks.syringe_transfer import SyringeTransfer
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PenInBin, CardSort)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PenInBin, CardSort, SyringeTransfer)}
 
 
 def task_names(tag: str | None = None) -> tuple[str, ...]:
