@@ -11,8 +11,9 @@ from egosim.env import EgosimEnv
 from egosim.errors import InvalidChoiceError
 from egosim.task import Task
 from egosim.tasks.pen_in_bin import PenInBin
+from egosim.tasks.tong_transfer import TongTransfer
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PenInBin,)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PenInBin, TongTransfer)}
 
 
 def task_names(tag: str | None = None) -> tuple[str, ...]:

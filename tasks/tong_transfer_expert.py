@@ -1,0 +1,294 @@
+"""Scripted expert for tong_transfer, written once against semantic handles (any embodiment).
+
+The right hand does the task; the left hand stays home. The right hand takes the tongs in a
+top-down claw across both arms, 7.5 cm from the hinge: the thumb on one arm's outer face, the
+fingers on the other's (Dex3: index and middle), palm down, the hand yawed so that the claw closes
+across the tongs. How far the claw closes for a given width is measured on the hand model by forward
+kinematics (thumb tip to the fingertips' mean), so the same script drives any hand:
+
+- `hold`: the claw closed to a little less than the open tongs' width at the grip; the hinge
+  spring pushes the arms into the thumb and fingers, and friction carries the tongs.
+- `squeeze`: the claw closed well past the width at which the pads meet a fruit; the thumb and
+  fingers press the arms together and the pads close on the fruit.
+
+Script: claw the tongs and lift them; carry them so the midpoint of the open pads lies above the
+fruit (turned so the pads close across a lemon's short axis); lower the pads around the fruit's
+equator; squeeze; lift the fruit over the basket's wall; carry it above the basket; relax to `hold`
+(the spring opens the tongs and the fruit drops in); carry the tongs back to where they lay; set them
+down; open the hand and lift it away. Everything moves through physics: the wrist follows
+speed-limited targets, the fingers are position-controlled and squeeze by their force limits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import mujoco
+import numpy as np
+from numpy.typing import NDArray
+
+from egosim.embodiment import SIDES, Embodiment
+from egosim.geometry import rotation_angle
+from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
+from egosim.tasks.scripted import HandScript, Pose, Stage, bimanual_action, wrist_for_point
+from egosim.tasks.tong_transfer import BASKET_H, GRIP_D, GRIP_OPEN
+
+if TYPE_CHECKING:
+    from egosim.env import EgosimEnv
+
+THUMB_CLEAR = 0.012  # thumb-tip site to the near arm's outer face when the claw descends
+HOLD_GAP = GRIP_OPEN + THUMB_CLEAR  # hold pose: thumb-tip to fingertip sites (the sites lie inside the pads)
+SQUEEZE_GAP = 0.03  # the squeeze pose's thumb-to-fingertips distance (the arms stop it well before)
+GRIP_Z = 0.014  # the thumb and fingertip sites' midpoint above the table while clawing the tongs
+MAX_ALPHA = 2.5  # extrapolate the open -> claw interpolation at most this far (clipped to limits)
+
+
+def _rot_z(angle: float) -> NDArray[np.float64]:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _yaw_of(v: NDArray[np.float64]) -> float:
+    return math.atan2(float(v[1]), float(v[0]))
+
+
+def _wrap_half(a: float) -> float:
+    """`a` modulo pi, in [-pi/2, pi/2): the smallest turn to an axis (direction does not matter)."""
+    return (a + math.pi / 2) % math.pi - math.pi / 2
+
+
+class ClawProfile:
+    """Thumb and fingertip positions (wrist frame) along open -> claw, extrapolated past the claw.
+
+    Measured on the hand model by forward kinematics; `alpha` is the interpolation parameter (0 =
+    open, 1 = claw, > 1 past it, clipped to the joint limits).
+    """
+
+    def __init__(self, emb: Embodiment, side: str) -> None:
+        model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
+        data = mujoco.MjData(model)
+        qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
+        lim = emb.joint_limits(side)
+        self.open, self.claw = emb.grasp_pose("open", side), emb.grasp_pose("claw", side)
+        self.low, self.high = lim[:, 0], lim[:, 1]
+        wrist = model.site(emb.wrist_site).id
+        thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
+        self.alphas = np.linspace(0.0, MAX_ALPHA, 101)
+        th, fi = [], []
+        for a in self.alphas:
+            data.qpos[:] = 0
+            data.qpos[qadr] = self.pose(a)
+            mujoco.mj_kinematics(model, data)
+            r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
+            th.append(r.T @ (data.site_xpos[model.site(thumb).id] - p))
+            fi.append(np.mean([r.T @ (data.site_xpos[model.site(f).id] - p) for f in fingers], axis=0))
+        self.thumb, self.fingers = np.array(th), np.array(fi)
+        # The closing direction: thumb -> fingertips at the claw.
+        k = int(np.argmin(np.abs(self.alphas - 1.0)))
+        u = self.fingers[k] - self.thumb[k]
+        self.axis = u / np.linalg.norm(u)
+        self.gap = (self.fingers - self.thumb) @ self.axis
+        # The thumb's joints: those that move the thumb tip (its body's ancestors), found on the model.
+        chain, b = set(), int(model.site_bodyid[model.site(thumb).id])
+        while b > 0:
+            chain.add(b)
+            b = int(model.body_parentid[b])
+        self.thumb_joints = np.array([int(model.jnt_bodyid[model.joint(j).id]) in chain for j in emb.joint_names])
+
+    def pose(self, alpha: float) -> NDArray[np.float64]:
+        return np.clip(self.open + alpha * (self.claw - self.open), self.low, self.high)
+
+    def thumb_first(self, alpha: float) -> NDArray[np.float64]:
+        """The thumb closed to `alpha`, the other fingers open: the thumb takes its place first."""
+        return np.where(self.thumb_joints, self.pose(alpha), self.open)
+
+    def alpha_for_gap(self, gap: float) -> float:
+        """The first alpha (closing from open) at which the thumb-to-fingertips distance is `gap` or less."""
+        below = np.nonzero(self.gap <= gap)[0]
+        k = int(below[0]) if len(below) else int(np.argmin(self.gap))
+        return float(self.alphas[k])
+
+    def index(self, alpha: float) -> int:
+        return int(np.argmin(np.abs(self.alphas - alpha)))
+
+
+class TongTransferExpert:
+    """Privileged-state expert; `act` returns a one-step chunk (1, action_dim)."""
+
+    embodiments: tuple[str, ...] = ()
+
+    def __init__(self, env: EgosimEnv) -> None:
+        self.env = env
+        self.task = env.task
+        self.emb = env.embodiment
+        side = "right"
+        prof = ClawProfile(self.emb, side)
+        self.prof = prof
+        a_hold = prof.alpha_for_gap(HOLD_GAP)
+        a_sq = prof.alpha_for_gap(SQUEEZE_GAP)
+        self.hold_index = prof.index(a_hold)
+        self.pose = {
+            "open": self.emb.grasp_pose("open", side),
+            "pre": prof.thumb_first(a_hold),
+            "hold": prof.pose(a_hold),
+            "squeeze": prof.pose(a_sq),
+        }
+        self.left_open = self.emb.grasp_pose("open", "left")
+        self.reset()
+
+    # ------------------------------------------------------------------ policy API
+    def reset(self, seed: int | None = None) -> None:
+        self.memo: dict[str, Any] = {}
+        self.scripts = {"right": HandScript("right", self._stages()), "left": HandScript("left", self._idle("left"))}
+
+    def act(self, observation: dict[str, Any]) -> NDArray[np.float64]:
+        env = self.env
+        max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
+        max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
+        parts = {}
+        for side in SIDES:
+            default = self.pose["open"] if side == "right" else self.left_open
+            parts[side] = self.scripts[side].step(env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, default)
+        return bimanual_action(parts)[None, :]
+
+    # ------------------------------------------------------------------ helpers
+    def _once(self, key: str, fn: Callable[[], Any]) -> Any:
+        """Computes a stage's target the first time it is asked for (then it stays fixed)."""
+        if key not in self.memo:
+            self.memo[key] = fn()
+        return self.memo[key]
+
+    def _hand(self, name: str) -> Callable[[], NDArray[np.float64]]:
+        return lambda: self.pose[name]
+
+    def _idle(self, side: str) -> list[Stage]:
+        home = (np.asarray(self.emb.home_wrist_pos[side], dtype=np.float64), HOME_WRIST_MAT)
+        return [Stage("done", lambda: home, lambda: self.left_open, max_s=1e9, done=lambda: False)]
+
+    def _grip_rotation(self) -> NDArray[np.float64]:
+        """Palm toward the table, turned so that the claw (thumb -> fingertips) closes horizontally
+        across the tongs, the hand's lateral axis along them; of the two such turns, the one
+        nearer the home orientation."""
+        _, trot = self.task.tongs_pose(self.env.data)
+        e1 = self.prof.axis
+        e2 = np.array([0.0, 1.0, 0.0]) - (e1 @ [0.0, 1.0, 0.0]) * e1
+        e2 /= np.linalg.norm(e2)
+        hand = np.column_stack([e1, e2, np.cross(e1, e2)])
+        lateral = np.array([trot[0, 1], trot[1, 1], 0.0])
+        lateral /= np.linalg.norm(lateral)
+        down = np.array([0.0, 0.0, -1.0])
+        best = None
+        for sign in (1.0, -1.0):
+            w1 = sign * lateral
+            world = np.column_stack([w1, np.cross(down, w1), down])
+            rot = world @ hand.T
+            turn = rotation_angle(HOME_WRIST_MAT.T @ rot)
+            if best is None or turn < best[0]:
+                best = (turn, rot)
+        return best[1]
+
+    def _grip_pose(self, height: float) -> Pose:
+        """Wrist pose that puts the claw's centre (hold pose) across the arms at GRIP_D."""
+        rot = self._once("grip_rot", self._grip_rotation)
+        tpos, trot = self._once("tongs_start", lambda: self.task.tongs_pose(self.env.data))
+        k = self.hold_index
+        th, fi = self.prof.thumb[k], self.prof.fingers[k]
+        # The thumb stays clear of the near arm; the fingers then push the far arm toward it.
+        mid = th + (THUMB_CLEAR + GRIP_OPEN / 2) * (fi - th) / np.linalg.norm(fi - th)
+        point = tpos + trot @ np.array([GRIP_D, 0.0, 0.0])
+        point[2] = TABLE_HEIGHT + GRIP_Z + height
+        return wrist_for_point(point, rot, mid)
+
+    def _pads_in_wrist(self) -> NDArray[np.float64]:
+        wp, wr = self.env.wrist_pose("right")
+        return wr.T @ (self.task.pads_center(self.env.data) - wp)
+
+    def _carry(self, key: str, goal: Callable[[], NDArray[np.float64]], rot: Callable[[], NDArray[np.float64]]) -> Callable[[], Pose]:
+        """Wrist pose that puts the pads' midpoint (as held when `key` was first asked) at `goal()`."""
+
+        def target() -> Pose:
+            rel = self._once(key, self._pads_in_wrist)
+            r = rot()
+            return goal() - r @ rel, r
+
+        return target
+
+    # ------------------------------------------------------------------ the script
+    def _stages(self) -> list[Stage]:
+        task, data, env = self.task, self.env.data, self.env
+
+        def carry_rot() -> NDArray[np.float64]:
+            """The grip rotation turned so that the pads close across a lemon's short axis."""
+
+            def compute() -> NDArray[np.float64]:
+                _, trot = task.tongs_pose(data)
+                _, frot = task.fruit_pose(data)
+                turn = _wrap_half(_yaw_of(frot[:, 0]) - _yaw_of(trot[:, 0])) if task.fruit == "lemon" else 0.0
+                _, r = env.commanded_wrist_pose("right")
+                return _rot_z(turn) @ r
+
+            return self._once("carry_rot", compute)
+
+        def at_fruit(dz: float) -> Callable[[], NDArray[np.float64]]:
+            def goal() -> NDArray[np.float64]:
+                fpos = self._once("fruit_start", lambda: task.fruit_pose(data)[0])
+                return fpos + np.array([0.0, 0.0, dz])
+
+            return goal
+
+        def over_basket(dz: float) -> Callable[[], NDArray[np.float64]]:
+            def goal() -> NDArray[np.float64]:
+                bx, by = task.basket_xy
+                return np.array([bx, by, TABLE_HEIGHT + BASKET_H + task.fruit_half_h + dz])
+
+            return goal
+
+        def up(key: str, dz: float) -> Callable[[], Pose]:
+            def target() -> Pose:
+                p, r = self._once(key, lambda: env.commanded_wrist_pose("right"))
+                return p + np.array([0.0, 0.0, dz]), r
+
+            return target
+
+        def put_back(dz: float) -> Callable[[], Pose]:
+            """Wrist pose that sets the tongs (as held now) down where they lay, `dz` above the table."""
+
+            def target() -> Pose:
+                def rel() -> Pose:
+                    wp, wr = env.wrist_pose("right")
+                    tp, tr = task.tongs_pose(data)
+                    return wr.T @ (tp - wp), wr.T @ tr
+
+                rp, rr = self._once("tongs_rel", rel)
+                tpos, trot = self._once("tongs_start", lambda: task.tongs_pose(data))
+                # Wrist rotation that brings the tongs back to their starting yaw, palm down.
+                r = trot @ rr.T
+                yaw = _yaw_of(r[:, 0]) - _yaw_of(HOME_WRIST_MAT[:, 0])
+                rot = _rot_z(yaw) @ HOME_WRIST_MAT
+                goal = np.array([tpos[0], tpos[1], TABLE_HEIGHT + dz])
+                return goal - rot @ rp, rot
+
+            return target
+
+        lift_h = BASKET_H + 0.05  # the fruit's bottom clears the basket's wall by about 5 cm
+        fruit_rot = carry_rot
+        return [
+            Stage("above", lambda: self._grip_pose(0.06), self._hand("pre"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
+            Stage("descend", lambda: self._grip_pose(0.0), self._hand("pre"), speed=0.4, max_s=3.0),
+            Stage("grip", lambda: self._grip_pose(0.0), self._hand("hold"), min_s=0.6, hand_blend_s=0.4),
+            Stage("lift", up("gripped", 0.10), self._hand("hold"), speed=0.5, max_s=3.0, hand_blend_s=0.01),
+            Stage("over_fruit", self._carry("pads_rel", at_fruit(0.06), fruit_rot), self._hand("hold"), speed=0.6, max_s=4.0, tol_pos=0.005),
+            Stage("lower", self._carry("pads_rel", at_fruit(0.0), fruit_rot), self._hand("hold"), speed=0.3, max_s=3.0, tol_pos=0.004),
+            Stage("squeeze", self._carry("pads_rel", at_fruit(0.0), fruit_rot), self._hand("squeeze"), min_s=1.0, hand_blend_s=0.6),
+            Stage("lift_fruit", self._carry("pads_rel", at_fruit(lift_h), fruit_rot), self._hand("squeeze"), speed=0.4, max_s=3.0, hand_blend_s=0.01),
+            Stage("over_basket", self._carry("pads_rel", over_basket(0.04), fruit_rot), self._hand("squeeze"), speed=0.5, max_s=4.0, tol_pos=0.008, hand_blend_s=0.01),
+            Stage("release", self._carry("pads_rel", over_basket(0.04), fruit_rot), self._hand("hold"), min_s=1.0, hand_blend_s=0.5),
+            Stage("up", up("released", 0.05), self._hand("hold"), speed=0.5, max_s=2.0, hand_blend_s=0.01),
+            Stage("back", put_back(0.06), self._hand("hold"), speed=0.6, max_s=4.0, tol_pos=0.01, hand_blend_s=0.01),
+            Stage("set_down", put_back(0.004), self._hand("hold"), speed=0.3, max_s=3.0, hand_blend_s=0.01),
+            Stage("let_go", up("set", 0.0), self._hand("pre"), min_s=0.5, hand_blend_s=0.4),
+            Stage("retreat", up("set", 0.10), self._hand("open"), speed=0.5, max_s=3.0),
+            Stage("done", up("set", 0.10), self._hand("open"), max_s=1e9, done=lambda: False),
+        ]
