@@ -17,6 +17,14 @@ equator; squeeze; lift the fruit over the basket's wall; carry it above the bask
 (the spring opens the tongs and the fruit drops in); carry the tongs back to where they lay; set them
 down; open the hand and lift it away. Everything moves through physics: the wrist follows
 speed-limited targets, the fingers are position-controlled and squeeze by their force limits.
+
+Status (v0, work in progress): the grasp of the tongs does not work yet on either hand (0/1 on
+evaluation state 0, score 0.2 from the untouched tongs lying on the table). With the thumb at its
+claw pose and the fingers closing from open, Sharpa's fingertips land on the far arm's top edge and
+its thumb's proximal phalanx on the near arm or the table; Dex3's index lands on the far arm's top.
+The stages after the grasp (carry, squeeze, release, set down) are written but untested. Next
+steps: approach with the fingers pre-curled outside the far arm (or lower arms), and measure the
+thumb's and fingers' whole links (not only the tip sites) against the arms.
 """
 
 from __future__ import annotations
@@ -38,9 +46,9 @@ from egosim.tasks.tong_transfer import BASKET_H, GRIP_D, GRIP_OPEN
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
 
-THUMB_CLEAR = 0.012  # thumb-tip site to the near arm's outer face when the claw descends
-HOLD_GAP = GRIP_OPEN + THUMB_CLEAR  # hold pose: thumb-tip to fingertip sites (the sites lie inside the pads)
-SQUEEZE_GAP = 0.03  # the squeeze pose's thumb-to-fingertips distance (the arms stop it well before)
+THUMB_CLEAR = 0.025  # thumb-tip site to the near arm's outer face when the claw descends
+FINGER_PRESS = 0.005  # the hold pose's fingertip sites this far inside the far arm's outer face
+SQUEEZE_GAP = 0.02  # the squeeze pose's fingertips this close to the thumb (the arms stop them well before)
 GRIP_Z = 0.014  # the thumb and fingertip sites' midpoint above the table while clawing the tongs
 MAX_ALPHA = 2.5  # extrapolate the open -> claw interpolation at most this far (clipped to limits)
 
@@ -100,9 +108,15 @@ class ClawProfile:
     def pose(self, alpha: float) -> NDArray[np.float64]:
         return np.clip(self.open + alpha * (self.claw - self.open), self.low, self.high)
 
-    def thumb_first(self, alpha: float) -> NDArray[np.float64]:
-        """The thumb closed to `alpha`, the other fingers open: the thumb takes its place first."""
-        return np.where(self.thumb_joints, self.pose(alpha), self.open)
+    def combine(self, thumb_alpha: float, finger_alpha: float) -> NDArray[np.float64]:
+        """The thumb closed to `thumb_alpha`, the other fingers to `finger_alpha`."""
+        return np.where(self.thumb_joints, self.pose(thumb_alpha), self.pose(finger_alpha))
+
+    def alpha_for_reach(self, thumb: NDArray[np.float64], gap: float) -> float:
+        """The first alpha at which the fingertips come within `gap` of `thumb` along the closing axis."""
+        d = (self.fingers - thumb) @ self.axis
+        below = np.nonzero(d <= gap)[0]
+        return float(self.alphas[int(below[0]) if len(below) else int(np.argmin(d))])
 
     def alpha_for_gap(self, gap: float) -> float:
         """The first alpha (closing from open) at which the thumb-to-fingertips distance is `gap` or less."""
@@ -126,14 +140,15 @@ class TongTransferExpert:
         side = "right"
         prof = ClawProfile(self.emb, side)
         self.prof = prof
-        a_hold = prof.alpha_for_gap(HOLD_GAP)
-        a_sq = prof.alpha_for_gap(SQUEEZE_GAP)
-        self.hold_index = prof.index(a_hold)
+        # The thumb takes its claw position and stays there; the fingers close onto the far arm.
+        self.thumb_at = prof.thumb[prof.index(1.0)]
+        self.hold_alpha = prof.alpha_for_reach(self.thumb_at, THUMB_CLEAR + GRIP_OPEN - FINGER_PRESS)
+        squeeze_alpha = prof.alpha_for_reach(self.thumb_at, SQUEEZE_GAP)
         self.pose = {
             "open": self.emb.grasp_pose("open", side),
-            "pre": prof.thumb_first(a_hold),
-            "hold": prof.pose(a_hold),
-            "squeeze": prof.pose(a_sq),
+            "pre": prof.combine(1.0, 0.0),
+            "hold": prof.combine(1.0, self.hold_alpha),
+            "squeeze": prof.combine(1.0, squeeze_alpha),
         }
         self.left_open = self.emb.grasp_pose("open", "left")
         self.reset()
@@ -193,10 +208,8 @@ class TongTransferExpert:
         """Wrist pose that puts the claw's centre (hold pose) across the arms at GRIP_D."""
         rot = self._once("grip_rot", self._grip_rotation)
         tpos, trot = self._once("tongs_start", lambda: self.task.tongs_pose(self.env.data))
-        k = self.hold_index
-        th, fi = self.prof.thumb[k], self.prof.fingers[k]
         # The thumb stays clear of the near arm; the fingers then push the far arm toward it.
-        mid = th + (THUMB_CLEAR + GRIP_OPEN / 2) * (fi - th) / np.linalg.norm(fi - th)
+        mid = self.thumb_at + (THUMB_CLEAR + GRIP_OPEN / 2) * self.prof.axis
         point = tpos + trot @ np.array([GRIP_D, 0.0, 0.0])
         point[2] = TABLE_HEIGHT + GRIP_Z + height
         return wrist_for_point(point, rot, mid)
