@@ -69,16 +69,17 @@ if TYPE_CHECKING:
 
 # Tongs (tongs frame: origin at the hinge on the table-side edge, +x toward the tips, +z up).
 GRIP_D = 0.075  # where the hand holds the tongs, from the hinge along the tongs' axis (m)
-GRIP_OPEN = 0.065  # outer width across both arms at GRIP_D when open
+GRIP_OPEN = 0.05  # outer width across both arms at GRIP_D when open
 ARM_LEN = 0.165  # arm strip length from the hinge
 ARM_T = 0.005  # arm thickness
-ARM_H = 0.03  # arm height
+ARM_H = 0.035  # arm height
 PAD_D = 0.195  # pad centre from the hinge along the tongs' axis (when closed on the fruit)
 PAD_L, PAD_T, PAD_H = 0.05, 0.006, 0.035  # pad length, thickness, height
 PAD_CLOSED_GAP = 0.0525  # free gap between the pads when they are parallel
+PAD_SET_CLOSE = 0.008  # ... which they are when the grip has closed this much
 THETA_OPEN = math.atan((GRIP_OPEN - ARM_T) / (2 * GRIP_D))  # half opening angle of each arm
-SPRING_K = 0.4  # hinge spring stiffness (N m/rad)
-SPRING_PRELOAD = 0.2  # spring rest angle beyond the open limit (rad)
+SPRING_K = 0.25  # hinge spring stiffness (N m/rad)
+SPRING_PRELOAD = 0.15  # spring rest angle beyond the open limit (rad)
 TONGS_LEN = PAD_D + PAD_L / 2
 
 # Fruit.
@@ -102,9 +103,9 @@ def _pad_geometry() -> tuple[float, float, float]:
     """(pad centre x, pad centre y, pad yaw) in an arm's own frame (arm A; arm B mirrors y and yaw).
 
     The pads are parallel to the tongs' axis, PAD_CLOSED_GAP apart, when the arms close to the angle
-    at which the grip is GRIP_OPEN - 1.5 cm wide.
+    at which the grip has closed by PAD_SET_CLOSE.
     """
-    theta_c = math.atan((GRIP_OPEN - 0.015 - ARM_T) / (2 * GRIP_D))
+    theta_c = math.atan((GRIP_OPEN - PAD_SET_CLOSE - ARM_T) / (2 * GRIP_D))
     cx, cy = PAD_D, PAD_CLOSED_GAP / 2 + PAD_T / 2  # tongs frame, arm A's pad, closed on the fruit
     c, s = math.cos(theta_c), math.sin(theta_c)
     return c * cx + s * cy, -s * cx + c * cy, -theta_c

@@ -40,16 +40,16 @@ from numpy.typing import NDArray
 from egosim.embodiment import SIDES, Embodiment
 from egosim.geometry import rotation_angle
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
-from egosim.tasks.scripted import HandScript, Pose, Stage, bimanual_action, wrist_for_point
-from egosim.tasks.tong_transfer import BASKET_H, GRIP_D, GRIP_OPEN
+from egosim.tasks.scripted import HandScript, geom_extent, Pose, Stage, bimanual_action, wrist_for_point
+from egosim.tasks.tong_transfer import ARM_H, BASKET_H, GRIP_D, GRIP_OPEN
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
 
-THUMB_CLEAR = 0.025  # thumb-tip site to the near arm's outer face when the claw descends
-FINGER_PRESS = 0.005  # the hold pose's fingertip sites this far inside the far arm's outer face
-SQUEEZE_GAP = 0.02  # the squeeze pose's fingertips this close to the thumb (the arms stop them well before)
-GRIP_Z = 0.014  # the thumb and fingertip sites' midpoint above the table while clawing the tongs
+THUMB_CLEAR = 0.003  # the thumb's links this far outside the near arm's outer face
+FINGER_PRESS = 0.02  # hold: the fingers' links this far inside the far arm's outer face (a light grip)
+SQUEEZE_DEPTH = 0.06  # squeeze: this far inside (the arms stop them well before)
+TIP_Z = 0.003  # the thumb's lowest point above the table while gripping
 MAX_ALPHA = 2.5  # extrapolate the open -> claw interpolation at most this far (clipped to limits)
 
 
@@ -67,14 +67,28 @@ def _wrap_half(a: float) -> float:
     return (a + math.pi / 2) % math.pi - math.pi / 2
 
 
-class ClawProfile:
-    """Thumb and fingertip positions (wrist frame) along open -> claw, extrapolated past the claw.
+class ClawGrip:
+    """Where a claw's thumb and fingers are, link by link, measured on the hand model by FK.
 
-    Measured on the hand model by forward kinematics; `alpha` is the interpolation parameter (0 =
-    open, 1 = claw, > 1 past it, clipped to the joint limits).
+    The thumb takes its `claw` pose; the other fingers follow the open -> claw interpolation,
+    extrapolated past the claw (`alpha` 0 = open, 1 = claw, clipped to the joint limits). Positions
+    are coordinates in the grip frame (wrist frame, axes `e1, e2, e3`): `e1` is the closing
+    direction (thumb tip -> fingertips' mean at the claw), `e2` the hand's lateral axis made
+    orthogonal to it, `e3 = e1 x e2` (into the palm's side, the world's down while gripping).
+
+    Attributes:
+        basis: (3, 3) columns e1, e2, e3 in the wrist frame.
+        thumb_inner: How far the thumb's links reach toward the fingers along e1 (only the links that
+            reach down into the tongs' arm band, `band` above the thumb's lowest point).
+        thumb_deep: The thumb links' lowest point (largest e3).
+        thumb_lateral: The thumb tip site's e2 coordinate.
+        finger_lateral: The fingertip sites' mean e2 coordinate (open hand).
+        finger_inner: Per alpha, the finger links' (those carrying a fingertip site) nearest point to
+            the thumb along e1.
+        finger_deep: Per alpha, the finger links' lowest point.
     """
 
-    def __init__(self, emb: Embodiment, side: str) -> None:
+    def __init__(self, emb: Embodiment, side: str, band: float) -> None:
         model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
         data = mujoco.MjData(model)
         qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
@@ -83,27 +97,57 @@ class ClawProfile:
         self.low, self.high = lim[:, 0], lim[:, 1]
         wrist = model.site(emb.wrist_site).id
         thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
-        self.alphas = np.linspace(0.0, MAX_ALPHA, 101)
-        th, fi = [], []
-        for a in self.alphas:
+
+        def chain(site: str) -> set[int]:
+            out, b = set(), int(model.site_bodyid[model.site(site).id])
+            while b > 0:
+                out.add(b)
+                b = int(model.body_parentid[b])
+            return out
+
+        # The thumb's joints and links: the thumb tip body's ancestors, found on the model.
+        thumb_bodies = chain(thumb)
+        self.thumb_joints = np.array([int(model.jnt_bodyid[model.joint(j).id]) in thumb_bodies for j in emb.joint_names])
+        solid = [g for g in range(model.ngeom) if model.geom_contype[g] or model.geom_conaffinity[g]]
+        thumb_geoms = [g for g in solid if int(model.geom_bodyid[g]) in thumb_bodies - {int(model.body("hand").id)}]
+        tip_bodies = {int(model.site_bodyid[model.site(f).id]) for f in fingers}
+        finger_geoms = [g for g in solid if int(model.geom_bodyid[g]) in tip_bodies]
+
+        def fk(q: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
             data.qpos[:] = 0
-            data.qpos[qadr] = self.pose(a)
+            data.qpos[qadr] = q
             mujoco.mj_kinematics(model, data)
-            r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
-            th.append(r.T @ (data.site_xpos[model.site(thumb).id] - p))
-            fi.append(np.mean([r.T @ (data.site_xpos[model.site(f).id] - p) for f in fingers], axis=0))
-        self.thumb, self.fingers = np.array(th), np.array(fi)
-        # The closing direction: thumb -> fingertips at the claw.
-        k = int(np.argmin(np.abs(self.alphas - 1.0)))
-        u = self.fingers[k] - self.thumb[k]
-        self.axis = u / np.linalg.norm(u)
-        self.gap = (self.fingers - self.thumb) @ self.axis
-        # The thumb's joints: those that move the thumb tip (its body's ancestors), found on the model.
-        chain, b = set(), int(model.site_bodyid[model.site(thumb).id])
-        while b > 0:
-            chain.add(b)
-            b = int(model.body_parentid[b])
-        self.thumb_joints = np.array([int(model.jnt_bodyid[model.joint(j).id]) in chain for j in emb.joint_names])
+            return data.site_xpos[wrist].copy(), data.site_xmat[wrist].reshape(3, 3).copy()
+
+        def site(name: str, p: NDArray[np.float64], r: NDArray[np.float64]) -> NDArray[np.float64]:
+            return r.T @ (data.site_xpos[model.site(name).id] - p)
+
+        p, r = fk(self.pose(1.0))
+        u = np.mean([site(f, p, r) for f in fingers], axis=0) - site(thumb, p, r)
+        e1 = u / np.linalg.norm(u)
+        e2 = np.array([0.0, 1.0, 0.0]) - e1[1] * e1
+        e2 /= np.linalg.norm(e2)
+        self.basis = np.column_stack([e1, e2, np.cross(e1, e2)])
+
+        def reach(g: int, v: NDArray[np.float64], p: NDArray[np.float64], r: NDArray[np.float64]) -> float:
+            """The largest coordinate of geom g along the wrist-frame direction v."""
+            w = r @ v
+            return geom_extent(model, data, g, w) - float(w @ p)
+
+        e1, e3 = self.basis[:, 0], self.basis[:, 2]
+        p, r = fk(self.combine(1.0, 0.0))
+        self.thumb_deep = max(reach(g, e3, p, r) for g in thumb_geoms)
+        low = [g for g in thumb_geoms if reach(g, e3, p, r) > self.thumb_deep - band]
+        self.thumb_inner = max(reach(g, e1, p, r) for g in low)
+        self.thumb_lateral = float(site(thumb, p, r) @ self.basis[:, 1])
+        self.finger_lateral = float(np.mean([site(f, p, r) for f in fingers], axis=0) @ self.basis[:, 1])
+        self.alphas = np.linspace(0.0, MAX_ALPHA, 101)
+        inner, deep = [], []
+        for a in self.alphas:
+            p, r = fk(self.combine(1.0, a))
+            inner.append(min(-reach(g, -e1, p, r) for g in finger_geoms))
+            deep.append(max(reach(g, e3, p, r) for g in finger_geoms))
+        self.finger_inner, self.finger_deep = np.array(inner), np.array(deep)
 
     def pose(self, alpha: float) -> NDArray[np.float64]:
         return np.clip(self.open + alpha * (self.claw - self.open), self.low, self.high)
@@ -112,20 +156,10 @@ class ClawProfile:
         """The thumb closed to `thumb_alpha`, the other fingers to `finger_alpha`."""
         return np.where(self.thumb_joints, self.pose(thumb_alpha), self.pose(finger_alpha))
 
-    def alpha_for_reach(self, thumb: NDArray[np.float64], gap: float) -> float:
-        """The first alpha at which the fingertips come within `gap` of `thumb` along the closing axis."""
-        d = (self.fingers - thumb) @ self.axis
-        below = np.nonzero(d <= gap)[0]
-        return float(self.alphas[int(below[0]) if len(below) else int(np.argmin(d))])
-
-    def alpha_for_gap(self, gap: float) -> float:
-        """The first alpha (closing from open) at which the thumb-to-fingertips distance is `gap` or less."""
-        below = np.nonzero(self.gap <= gap)[0]
-        k = int(below[0]) if len(below) else int(np.argmin(self.gap))
-        return float(self.alphas[k])
-
-    def index(self, alpha: float) -> int:
-        return int(np.argmin(np.abs(self.alphas - alpha)))
+    def alpha_for_inner(self, coord: float) -> float:
+        """The first alpha at which the fingers come as near the thumb as `coord` along e1."""
+        below = np.nonzero(self.finger_inner <= coord)[0]
+        return float(self.alphas[int(below[0]) if len(below) else int(np.argmin(self.finger_inner))])
 
 
 class TongTransferExpert:
@@ -138,17 +172,16 @@ class TongTransferExpert:
         self.task = env.task
         self.emb = env.embodiment
         side = "right"
-        prof = ClawProfile(self.emb, side)
-        self.prof = prof
-        # The thumb takes its claw position and stays there; the fingers close onto the far arm.
-        self.thumb_at = prof.thumb[prof.index(1.0)]
-        self.hold_alpha = prof.alpha_for_reach(self.thumb_at, THUMB_CLEAR + GRIP_OPEN - FINGER_PRESS)
-        squeeze_alpha = prof.alpha_for_reach(self.thumb_at, SQUEEZE_GAP)
+        grip = ClawGrip(self.emb, side, band=ARM_H)
+        self.grip = grip
+        near = grip.thumb_inner + THUMB_CLEAR  # the near arm's outer face (e1 coordinate)
+        far = near + GRIP_OPEN  # the far arm's outer face
+        self.grip_center = grip.basis @ np.array([near + GRIP_OPEN / 2, grip.finger_lateral, grip.thumb_deep])
         self.pose = {
             "open": self.emb.grasp_pose("open", side),
-            "pre": prof.combine(1.0, 0.0),
-            "hold": prof.combine(1.0, self.hold_alpha),
-            "squeeze": prof.combine(1.0, squeeze_alpha),
+            "pre": grip.combine(1.0, 0.0),
+            "hold": grip.combine(1.0, grip.alpha_for_inner(far - FINGER_PRESS)),
+            "squeeze": grip.combine(1.0, grip.alpha_for_inner(far - SQUEEZE_DEPTH)),
         }
         self.left_open = self.emb.grasp_pose("open", "left")
         self.reset()
@@ -187,10 +220,7 @@ class TongTransferExpert:
         across the tongs, the hand's lateral axis along them; of the two such turns, the one
         nearer the home orientation."""
         _, trot = self.task.tongs_pose(self.env.data)
-        e1 = self.prof.axis
-        e2 = np.array([0.0, 1.0, 0.0]) - (e1 @ [0.0, 1.0, 0.0]) * e1
-        e2 /= np.linalg.norm(e2)
-        hand = np.column_stack([e1, e2, np.cross(e1, e2)])
+        hand = self.grip.basis
         lateral = np.array([trot[0, 1], trot[1, 1], 0.0])
         lateral /= np.linalg.norm(lateral)
         down = np.array([0.0, 0.0, -1.0])
@@ -208,11 +238,9 @@ class TongTransferExpert:
         """Wrist pose that puts the claw's centre (hold pose) across the arms at GRIP_D."""
         rot = self._once("grip_rot", self._grip_rotation)
         tpos, trot = self._once("tongs_start", lambda: self.task.tongs_pose(self.env.data))
-        # The thumb stays clear of the near arm; the fingers then push the far arm toward it.
-        mid = self.thumb_at + (THUMB_CLEAR + GRIP_OPEN / 2) * self.prof.axis
         point = tpos + trot @ np.array([GRIP_D, 0.0, 0.0])
-        point[2] = TABLE_HEIGHT + GRIP_Z + height
-        return wrist_for_point(point, rot, mid)
+        point[2] = TABLE_HEIGHT + TIP_Z + height
+        return wrist_for_point(point, rot, self.grip_center)
 
     def _pads_in_wrist(self) -> NDArray[np.float64]:
         wp, wr = self.env.wrist_pose("right")
