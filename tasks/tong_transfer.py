@@ -27,21 +27,22 @@ Privileged state (19): tongs root pos (3) + quat wxyz (4), hinge angle (1), frui
 (4), basket centre xy (2), fruit kind (1: 0 lemon, 1 plum), fruit half height (1).
 
 Objects and why:
-- Tongs: 22 cm long, 100 g (a 9-inch steel kitchen tong is 100-150 g). The arms are 3 cm tall
-  strips, 5 mm thick; the pads 5 cm long and 3.5 cm tall so they meet a fruit at its equator. Open,
-  the arms are 6.5 cm apart (outer faces) 7.5 cm from the hinge, where the hand holds them: within
-  what both hands' claw spans (Sharpa about 8 cm, Dex3 about 17 cm); the pads are then 8.7 cm apart,
-  so a 7 cm lemon fits between them with margin. Closing the grip 1.5 cm closes the pads 4 cm (lever
-  ratio 2.6), within the 2.5 cm that Sharpa's claw can still close past 6.5 cm. The hinge spring
-  (0.4 N m/rad, preloaded 0.2 rad) presses the arms into the fingers with about 1 N at the grip, so
-  the open tongs can be carried by friction alone.
+- Tongs: 22 cm long, 104 g (a 9-inch steel kitchen tong is 100-150 g). The arms are 3.5 cm tall
+  strips, 5 mm thick, as tall as the pads (5 cm long), so the pads meet a fruit at its equator and
+  a hand clawing the arms from above has a tall face to press. Open, the arms are 5 cm apart (outer
+  faces) 7.5 cm from the hinge, where the hand holds them: narrow enough that Sharpa's curling
+  fingers come down outside the far arm (the arms diverge at 17 degrees, and the four fingers spread
+  along them), and the pads are then 6.9 cm apart, so a lemon turned across them (5.5 cm) and a
+  plum (5 cm) fit with margin. The pads touch a lemon after the grip closes 6 mm, a plum after 8 mm
+  (lever ratio 2.6). The hinge spring (0.25 N m/rad, preloaded 0.15 rad, 0.5 N at the grip) opens
+  the tongs when the squeeze relaxes and presses the arms into the thumb and fingers.
 - Lemon: ellipsoid 7 x 5.5 x 5.5 cm, 100 g. Plum: sphere 5 cm, 70 g. One fruit body carries both
   geoms; the initial state enables one (collision and colour) and sets the body's mass and inertia.
   Evaluation states alternate lemon (even ids) and plum (odd ids), as EgoScale's 5 + 5.
 - Basket: open box, 15 cm inner side, 6 cm tall walls, fixed to the table (a heavy basket).
 
-Both hands should be able to squeeze the tongs with thumb against fingers (Dex3: thumb against
-index + middle); the v0 scripted expert does not yet grasp the tongs (see tong_transfer_expert.py).
+Both hands squeeze the tongs with the thumb against the fingers (Dex3: thumb against index +
+middle); the scripted expert solves the task on both (see tong_transfer_expert.py).
 
 Version history:
 - v0: first version.
@@ -58,6 +59,7 @@ import mujoco
 import numpy as np
 from numpy.typing import NDArray
 
+from egosim.errors import InvalidChoiceError
 from egosim.rig import TABLE_HEIGHT
 from egosim.task import InitialState, Milestone, Rubric, Task
 
@@ -289,8 +291,6 @@ class TongTransfer(Task):
     def apply_initial_state(self, model: mujoco.MjModel, data: mujoco.MjData, state: InitialState) -> None:
         kind = state["fruit"]
         if kind not in FRUITS:
-            from egosim.errors import InvalidChoiceError
-
             raise InvalidChoiceError("fruit", kind, FRUITS)
         self.fruit = kind
         for k, g in self._fruit_geoms.items():

@@ -1,30 +1,28 @@
 """Scripted expert for tong_transfer, written once against semantic handles (any embodiment).
 
 The right hand does the task; the left hand stays home. The right hand takes the tongs in a
-top-down claw across both arms, 7.5 cm from the hinge: the thumb on one arm's outer face, the
-fingers on the other's (Dex3: index and middle), palm down, the hand yawed so that the claw closes
-across the tongs. How far the claw closes for a given width is measured on the hand model by forward
-kinematics (thumb tip to the fingertips' mean), so the same script drives any hand:
+top-down claw across both arms, 7.5 cm from the hinge: the thumb outside one arm, the fingers
+outside the other (Dex3: index and middle). Where each digit's links are is measured on the hand
+model by forward kinematics (`ClawGrip`: the thumb's links in the claw pose, the finger links along
+open -> claw and past it, in the frame of the claw's closing direction), so the same script drives
+any hand:
 
-- `hold`: the claw closed to a little less than the open tongs' width at the grip; the hinge
-  spring pushes the arms into the thumb and fingers, and friction carries the tongs.
-- `squeeze`: the claw closed well past the width at which the pads meet a fruit; the thumb and
-  fingers press the arms together and the pads close on the fruit.
+- the wrist is turned so the claw closes horizontally across the tongs (Dex3's claw closes at 31
+  degrees to its palm, so its palm tilts) and placed so the thumb's lowest link is 3 mm above the
+  table and its inner side 3 mm outside the near arm;
+- `pre`: thumb in the claw pose, fingers open (they hang outside the far arm or above it);
+- `hold`: the fingers' links 2 cm inside the far arm's outer face: they push the tongs against the
+  thumb and friction carries them;
+- `squeeze`: 6 cm inside: the thumb and fingers press the arms together until the pads close
+  on the fruit (the fingers' force limits set the squeeze).
 
 Script: claw the tongs and lift them; carry them so the midpoint of the open pads lies above the
 fruit (turned so the pads close across a lemon's short axis); lower the pads around the fruit's
 equator; squeeze; lift the fruit over the basket's wall; carry it above the basket; relax to `hold`
 (the spring opens the tongs and the fruit drops in); carry the tongs back to where they lay; set them
 down; open the hand and lift it away. Everything moves through physics: the wrist follows
-speed-limited targets, the fingers are position-controlled and squeeze by their force limits.
-
-Status (v0, work in progress): the grasp of the tongs does not work yet on either hand (0/1 on
-evaluation state 0, score 0.2 from the untouched tongs lying on the table). With the thumb at its
-claw pose and the fingers closing from open, Sharpa's fingertips land on the far arm's top edge and
-its thumb's proximal phalanx on the near arm or the table; Dex3's index lands on the far arm's top.
-The stages after the grasp (carry, squeeze, release, set down) are written but untested. Next
-steps: approach with the fingers pre-curled outside the far arm (or lower arms), and measure the
-thumb's and fingers' whole links (not only the tip sites) against the arms.
+speed-limited targets, the fingers are position-controlled and squeeze by their force limits. An
+episode takes about 9 s of the 25 s horizon.
 """
 
 from __future__ import annotations
@@ -40,14 +38,14 @@ from numpy.typing import NDArray
 from egosim.embodiment import SIDES, Embodiment
 from egosim.geometry import rotation_angle
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
-from egosim.tasks.scripted import HandScript, geom_extent, Pose, Stage, bimanual_action, wrist_for_point
+from egosim.tasks.scripted import HandScript, Pose, Stage, bimanual_action, geom_extent, wrist_for_point
 from egosim.tasks.tong_transfer import ARM_H, BASKET_H, GRIP_D, GRIP_OPEN
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
 
 THUMB_CLEAR = 0.003  # the thumb's links this far outside the near arm's outer face
-FINGER_PRESS = 0.02  # hold: the fingers' links this far inside the far arm's outer face (a light grip)
+FINGER_PRESS = 0.02  # hold: the fingers' links this far inside the far arm's outer face
 SQUEEZE_DEPTH = 0.06  # squeeze: this far inside (the arms stop them well before)
 TIP_Z = 0.003  # the thumb's lowest point above the table while gripping
 MAX_ALPHA = 2.5  # extrapolate the open -> claw interpolation at most this far (clipped to limits)
@@ -235,7 +233,7 @@ class TongTransferExpert:
         return best[1]
 
     def _grip_pose(self, height: float) -> Pose:
-        """Wrist pose that puts the claw's centre (hold pose) across the arms at GRIP_D."""
+        """Wrist pose that puts the claw across the arms at GRIP_D, `height` above gripping height."""
         rot = self._once("grip_rot", self._grip_rotation)
         tpos, trot = self._once("tongs_start", lambda: self.task.tongs_pose(self.env.data))
         point = tpos + trot @ np.array([GRIP_D, 0.0, 0.0])
@@ -247,7 +245,11 @@ class TongTransferExpert:
         return wr.T @ (self.task.pads_center(self.env.data) - wp)
 
     def _carry(self, key: str, goal: Callable[[], NDArray[np.float64]], rot: Callable[[], NDArray[np.float64]]) -> Callable[[], Pose]:
-        """Wrist pose that puts the pads' midpoint (as held when `key` was first asked) at `goal()`."""
+        """Wrist pose that puts the pads' midpoint (as held when `key` was first asked) at `goal()`.
+
+        Measured twice: after the lift, and again above the fruit after the turn (the tongs can
+        shift in the hand as it turns), so the open pads come down around the fruit.
+        """
 
         def target() -> Pose:
             rel = self._once(key, self._pads_in_wrist)
@@ -320,12 +322,12 @@ class TongTransferExpert:
             Stage("descend", lambda: self._grip_pose(0.0), self._hand("pre"), speed=0.4, max_s=3.0),
             Stage("grip", lambda: self._grip_pose(0.0), self._hand("hold"), min_s=0.6, hand_blend_s=0.4),
             Stage("lift", up("gripped", 0.10), self._hand("hold"), speed=0.5, max_s=3.0, hand_blend_s=0.01),
-            Stage("over_fruit", self._carry("pads_rel", at_fruit(0.06), fruit_rot), self._hand("hold"), speed=0.6, max_s=4.0, tol_pos=0.005),
-            Stage("lower", self._carry("pads_rel", at_fruit(0.0), fruit_rot), self._hand("hold"), speed=0.3, max_s=3.0, tol_pos=0.004),
-            Stage("squeeze", self._carry("pads_rel", at_fruit(0.0), fruit_rot), self._hand("squeeze"), min_s=1.0, hand_blend_s=0.6),
-            Stage("lift_fruit", self._carry("pads_rel", at_fruit(lift_h), fruit_rot), self._hand("squeeze"), speed=0.4, max_s=3.0, hand_blend_s=0.01),
-            Stage("over_basket", self._carry("pads_rel", over_basket(0.04), fruit_rot), self._hand("squeeze"), speed=0.5, max_s=4.0, tol_pos=0.008, hand_blend_s=0.01),
-            Stage("release", self._carry("pads_rel", over_basket(0.04), fruit_rot), self._hand("hold"), min_s=1.0, hand_blend_s=0.5),
+            Stage("over_fruit", self._carry("pads_rel", at_fruit(0.06), fruit_rot), self._hand("hold"), min_s=0.3, speed=0.6, max_s=4.0, tol_pos=0.005),
+            Stage("lower", self._carry("pads_held", at_fruit(0.0), fruit_rot), self._hand("hold"), speed=0.3, max_s=3.0, tol_pos=0.004),
+            Stage("squeeze", self._carry("pads_held", at_fruit(0.0), fruit_rot), self._hand("squeeze"), min_s=1.0, hand_blend_s=0.6),
+            Stage("lift_fruit", self._carry("pads_held", at_fruit(lift_h), fruit_rot), self._hand("squeeze"), speed=0.4, max_s=3.0, hand_blend_s=0.01),
+            Stage("over_basket", self._carry("pads_held", over_basket(0.04), fruit_rot), self._hand("squeeze"), speed=0.5, max_s=4.0, tol_pos=0.008, hand_blend_s=0.01),
+            Stage("release", self._carry("pads_held", over_basket(0.04), fruit_rot), self._hand("hold"), min_s=1.0, hand_blend_s=0.5),
             Stage("up", up("released", 0.05), self._hand("hold"), speed=0.5, max_s=2.0, hand_blend_s=0.01),
             Stage("back", put_back(0.06), self._hand("hold"), speed=0.6, max_s=4.0, tol_pos=0.01, hand_blend_s=0.01),
             Stage("set_down", put_back(0.004), self._hand("hold"), speed=0.3, max_s=3.0, hand_blend_s=0.01),

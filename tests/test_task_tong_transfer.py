@@ -165,13 +165,6 @@ def _report(records: list[dict]) -> str:
     )
 
 
-EXPERT_WIP = pytest.mark.xfail(
-    reason="expert WIP (v0): the claw does not yet get thumb and fingers onto the arms' outer faces, "
-    "so the tongs are not lifted; see tasks/tong_transfer_expert.py", strict=False
-)
-
-
-@EXPERT_WIP
 @pytest.mark.parametrize("embodiment", EMBODIMENTS)
 def test_expert_solves_an_evaluation_state(embodiment: str) -> None:
     records = _play(embodiment, [0])
@@ -180,7 +173,6 @@ def test_expert_solves_an_evaluation_state(embodiment: str) -> None:
 
 
 @pytest.mark.slow
-@EXPERT_WIP
 @pytest.mark.parametrize("embodiment", EMBODIMENTS)
 def test_expert_success_rate_on_all_eval_states(embodiment: str) -> None:
     records = _play(embodiment, list(range(50)))
