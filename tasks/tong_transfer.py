@@ -80,8 +80,8 @@ PAD_L, PAD_T, PAD_H = 0.05, 0.006, 0.035  # pad length, thickness, height
 PAD_CLOSED_GAP = 0.0525  # free gap between the pads when they are parallel
 PAD_SET_CLOSE = 0.008  # ... which they are when the grip has closed this much
 THETA_OPEN = math.atan((GRIP_OPEN - ARM_T) / (2 * GRIP_D))  # half opening angle of each arm
-SPRING_K = 0.25  # hinge spring stiffness (N m/rad)
-SPRING_PRELOAD = 0.15  # spring rest angle beyond the open limit (rad)
+SPRING_K = 0.35  # hinge spring stiffness (N m/rad)
+SPRING_PRELOAD = 0.2  # spring rest angle beyond the open limit (rad)
 TONGS_LEN = PAD_D + PAD_L / 2
 
 # Fruit.
@@ -162,6 +162,7 @@ class TongTransfer(Task):
         box, cap = mujoco.mjtGeom.mjGEOM_BOX, mujoco.mjtGeom.mjGEOM_CAPSULE
         metal = [0.8, 0.005, 0.0001]
         grip = [1.0, 0.005, 0.0001]
+        handle = [1.5, 0.005, 0.0001]  # silicone-coated handles
 
         tongs = wb.add_body(name="tongs", pos=[0.45, -0.4, TABLE_HEIGHT], quat=_yaw_quat(math.pi / 2))
         tongs.add_freejoint(name="tongs_free")
@@ -184,7 +185,7 @@ class TongTransfer(Task):
 
             ax, ay = local(ARM_LEN / 2 + 0.005, 0.0)
             body.add_geom(name=f"tongs_arm_{arm}", type=box, size=[ARM_LEN / 2 - 0.005, ARM_T / 2, ARM_H / 2],
-                          pos=[ax, ay, ARM_H / 2], quat=rot, mass=0.025, material="tongs", friction=grip)
+                          pos=[ax, ay, ARM_H / 2], quat=rot, mass=0.025, material="tongs", friction=handle)
             qx, qy = local(px, py)
             body.add_geom(name=f"tongs_pad_{arm}", type=box, size=[PAD_L / 2, PAD_T / 2, PAD_H / 2],
                           pos=[qx, qy, PAD_H / 2], quat=_yaw_quat(th + sign * pyaw), mass=0.01,

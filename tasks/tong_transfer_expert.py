@@ -48,6 +48,9 @@ THUMB_CLEAR = 0.003  # the thumb's links this far outside the near arm's outer f
 FINGER_PRESS = 0.02  # hold: the fingers' links this far inside the far arm's outer face
 SQUEEZE_DEPTH = 0.06  # squeeze: this far inside (the arms stop them well before)
 TIP_Z = 0.003  # the thumb's lowest point above the table while gripping
+PAD_ABOVE = 0.008  # the pads' centre this far above the fruit's centre: their lower edges clear the table
+THUMB_RISE = 0.005  # a squeezing thumb's lowest point may rise this much
+TILT = 0.5  # tilt the palm half way to level the claw's closing axis (Dex3: fingertips still reach the arm, the thumb pad meets its face, not its top edge)
 MAX_ALPHA = 2.5  # extrapolate the open -> claw interpolation at most this far (clipped to limits)
 
 
@@ -84,6 +87,8 @@ class ClawGrip:
         finger_inner: Per alpha, the finger links' (those carrying a fingertip site) nearest point to
             the thumb along e1.
         finger_deep: Per alpha, the finger links' lowest point.
+        thumb_squeeze_alpha: How far to close the thumb when squeezing (past the claw where that
+            moves its links toward the fingers).
     """
 
     def __init__(self, emb: Embodiment, side: str, band: float) -> None:
@@ -122,6 +127,7 @@ class ClawGrip:
 
         p, r = fk(self.pose(1.0))
         u = np.mean([site(f, p, r) for f in fingers], axis=0) - site(thumb, p, r)
+        u[2] *= TILT
         e1 = u / np.linalg.norm(u)
         e2 = np.array([0.0, 1.0, 0.0]) - e1[1] * e1
         e2 /= np.linalg.norm(e2)
@@ -133,10 +139,26 @@ class ClawGrip:
             return geom_extent(model, data, g, w) - float(w @ p)
 
         e1, e3 = self.basis[:, 0], self.basis[:, 2]
+
+        def thumb_reach(alpha: float) -> tuple[float, float]:
+            """(inner, deep) of the thumb's links with the thumb closed to `alpha`."""
+            p, r = fk(self.combine(alpha, 0.0))
+            deep = max(reach(g, e3, p, r) for g in thumb_geoms)
+            low = [g for g in thumb_geoms if reach(g, e3, p, r) > deep - band]
+            return max(reach(g, e1, p, r) for g in low), deep
+
+        self.thumb_inner, self.thumb_deep = thumb_reach(1.0)
+        # Squeezing, the thumb closes further if that moves it toward the fingers (Dex3's does;
+        # Sharpa's thumb past its claw pose turns under the palm instead).
+        # It must not rise off the arm's face while doing so (its lowest point stays within 5 mm).
+        more = {}
+        for a in np.linspace(1.0, 2.0, 21):
+            inner, deep = thumb_reach(a)
+            if deep > self.thumb_deep - THUMB_RISE:
+                more[float(a)] = inner
+        best = max(more, key=more.get)
+        self.thumb_squeeze_alpha = best if more[best] > self.thumb_inner + 0.005 else 1.0
         p, r = fk(self.combine(1.0, 0.0))
-        self.thumb_deep = max(reach(g, e3, p, r) for g in thumb_geoms)
-        low = [g for g in thumb_geoms if reach(g, e3, p, r) > self.thumb_deep - band]
-        self.thumb_inner = max(reach(g, e1, p, r) for g in low)
         self.thumb_lateral = float(site(thumb, p, r) @ self.basis[:, 1])
         self.finger_lateral = float(np.mean([site(f, p, r) for f in fingers], axis=0) @ self.basis[:, 1])
         self.alphas = np.linspace(0.0, MAX_ALPHA, 101)
@@ -179,7 +201,7 @@ class TongTransferExpert:
             "open": self.emb.grasp_pose("open", side),
             "pre": grip.combine(1.0, 0.0),
             "hold": grip.combine(1.0, grip.alpha_for_inner(far - FINGER_PRESS)),
-            "squeeze": grip.combine(1.0, grip.alpha_for_inner(far - SQUEEZE_DEPTH)),
+            "squeeze": grip.combine(grip.thumb_squeeze_alpha, grip.alpha_for_inner(far - SQUEEZE_DEPTH)),
         }
         self.left_open = self.emb.grasp_pose("open", "left")
         self.reset()
@@ -323,8 +345,8 @@ class TongTransferExpert:
             Stage("grip", lambda: self._grip_pose(0.0), self._hand("hold"), min_s=0.6, hand_blend_s=0.4),
             Stage("lift", up("gripped", 0.10), self._hand("hold"), speed=0.5, max_s=3.0, hand_blend_s=0.01),
             Stage("over_fruit", self._carry("pads_rel", at_fruit(0.06), fruit_rot), self._hand("hold"), min_s=0.3, speed=0.6, max_s=4.0, tol_pos=0.005),
-            Stage("lower", self._carry("pads_held", at_fruit(0.0), fruit_rot), self._hand("hold"), speed=0.3, max_s=3.0, tol_pos=0.004),
-            Stage("squeeze", self._carry("pads_held", at_fruit(0.0), fruit_rot), self._hand("squeeze"), min_s=1.0, hand_blend_s=0.6),
+            Stage("lower", self._carry("pads_held", at_fruit(PAD_ABOVE), fruit_rot), self._hand("hold"), speed=0.3, max_s=3.0, tol_pos=0.004),
+            Stage("squeeze", self._carry("pads_held", at_fruit(PAD_ABOVE), fruit_rot), self._hand("squeeze"), min_s=1.0, hand_blend_s=0.6),
             Stage("lift_fruit", self._carry("pads_held", at_fruit(lift_h), fruit_rot), self._hand("squeeze"), speed=0.4, max_s=3.0, hand_blend_s=0.01),
             Stage("over_basket", self._carry("pads_held", over_basket(0.04), fruit_rot), self._hand("squeeze"), speed=0.5, max_s=4.0, tol_pos=0.008, hand_blend_s=0.01),
             Stage("release", self._carry("pads_held", over_basket(0.04), fruit_rot), self._hand("hold"), min_s=1.0, hand_blend_s=0.5),
