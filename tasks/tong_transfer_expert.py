@@ -284,8 +284,11 @@ class TongTransferExpert:
     def _stages(self) -> list[Stage]:
         task, data, env = self.task, self.env.data, self.env
 
-        def carry_rot() -> NDArray[np.float64]:
-            """The grip rotation turned so that the pads close across a lemon's short axis."""
+        def carry_rot(key: str) -> Callable[[], NDArray[np.float64]]:
+            """The wrist rotation, turned so that the pads close across a lemon's short axis.
+
+            Computed twice from where the tongs really are: after the lift, and again above the
+            fruit (the tongs can turn a little in the hand while the wrist turns)."""
 
             def compute() -> NDArray[np.float64]:
                 _, trot = task.tongs_pose(data)
@@ -294,7 +297,7 @@ class TongTransferExpert:
                 _, r = env.commanded_wrist_pose("right")
                 return _rot_z(turn) @ r
 
-            return self._once("carry_rot", compute)
+            return lambda: self._once(key, compute)
 
         def at_fruit(dz: float) -> Callable[[], NDArray[np.float64]]:
             def goal() -> NDArray[np.float64]:
@@ -338,18 +341,18 @@ class TongTransferExpert:
             return target
 
         lift_h = BASKET_H + 0.05  # the fruit's bottom clears the basket's wall by about 5 cm
-        fruit_rot = carry_rot
+        turned, aligned = carry_rot("turned"), carry_rot("aligned")
         return [
             Stage("above", lambda: self._grip_pose(0.06), self._hand("pre"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
             Stage("descend", lambda: self._grip_pose(0.0), self._hand("pre"), speed=0.4, max_s=3.0),
             Stage("grip", lambda: self._grip_pose(0.0), self._hand("hold"), min_s=0.6, hand_blend_s=0.4),
             Stage("lift", up("gripped", 0.10), self._hand("hold"), speed=0.5, max_s=3.0, hand_blend_s=0.01),
-            Stage("over_fruit", self._carry("pads_rel", at_fruit(0.06), fruit_rot), self._hand("hold"), min_s=0.3, speed=0.6, max_s=4.0, tol_pos=0.005),
-            Stage("lower", self._carry("pads_held", at_fruit(PAD_ABOVE), fruit_rot), self._hand("hold"), speed=0.3, max_s=3.0, tol_pos=0.004),
-            Stage("squeeze", self._carry("pads_held", at_fruit(PAD_ABOVE), fruit_rot), self._hand("squeeze"), min_s=1.0, hand_blend_s=0.6),
-            Stage("lift_fruit", self._carry("pads_held", at_fruit(lift_h), fruit_rot), self._hand("squeeze"), speed=0.4, max_s=3.0, hand_blend_s=0.01),
-            Stage("over_basket", self._carry("pads_held", over_basket(0.04), fruit_rot), self._hand("squeeze"), speed=0.5, max_s=4.0, tol_pos=0.008, hand_blend_s=0.01),
-            Stage("release", self._carry("pads_held", over_basket(0.04), fruit_rot), self._hand("hold"), min_s=1.0, hand_blend_s=0.5),
+            Stage("over_fruit", self._carry("pads_rel", at_fruit(0.06), turned), self._hand("hold"), min_s=0.3, speed=0.6, max_s=4.0, tol_pos=0.005),
+            Stage("lower", self._carry("pads_held", at_fruit(PAD_ABOVE), aligned), self._hand("hold"), speed=0.3, max_s=3.0, tol_pos=0.004),
+            Stage("squeeze", self._carry("pads_held", at_fruit(PAD_ABOVE), aligned), self._hand("squeeze"), min_s=1.0, hand_blend_s=0.6),
+            Stage("lift_fruit", self._carry("pads_held", at_fruit(lift_h), aligned), self._hand("squeeze"), speed=0.4, max_s=3.0, hand_blend_s=0.01),
+            Stage("over_basket", self._carry("pads_held", over_basket(0.04), aligned), self._hand("squeeze"), speed=0.5, max_s=4.0, tol_pos=0.008, hand_blend_s=0.01),
+            Stage("release", self._carry("pads_held", over_basket(0.04), aligned), self._hand("hold"), min_s=1.0, hand_blend_s=0.5),
             Stage("up", up("released", 0.05), self._hand("hold"), speed=0.5, max_s=2.0, hand_blend_s=0.01),
             Stage("back", put_back(0.06), self._hand("hold"), speed=0.6, max_s=4.0, tol_pos=0.01, hand_blend_s=0.01),
             Stage("set_down", put_back(0.004), self._hand("hold"), speed=0.3, max_s=3.0, hand_blend_s=0.01),
