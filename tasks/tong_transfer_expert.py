@@ -7,25 +7,20 @@ model by forward kinematics (`ClawGrip`: the thumb's links in the claw pose, the
 open -> claw and past it, in the frame of the claw's closing direction), so the same script drives
 any hand:
 
-- the wrist is turned so the claw's closing direction lies across the tongs, with the palm tilted
-  to level that direction, by 15 degrees at most (Sharpa's claw closes almost parallel to its palm;
-  Dex3's at 31 degrees: levelled fully, its thumb pad met the near arm's top edge and pushed the
-  tongs down instead of together; not tilted, its fingertips stayed above the far arm), and placed so the thumb's lowest
-  link is 3 mm above the table and its inner side 3 mm outside the near arm;
+- the wrist is turned so the claw closes horizontally across the tongs (Dex3's claw closes at 31
+  degrees to its palm, so its palm tilts) and placed so the thumb's lowest link is 3 mm above the
+  table and its inner side 3 mm outside the near arm;
 - `pre`: thumb in the claw pose, fingers open (they hang outside the far arm or above it);
 - `hold`: the fingers' links 2 cm inside the far arm's outer face: they push the tongs against the
   thumb and friction carries them;
-- `squeeze`: 6 cm inside, and the thumb closed further where that moves it toward the fingers
-  without lifting it off the arm (Dex3's does; Sharpa's turns under the palm): the arms close
-  until the pads hold the fruit (the fingers' force limits set the squeeze).
+- `squeeze`: 6 cm inside: the thumb and fingers press the arms together until the pads close
+  on the fruit (the fingers' force limits set the squeeze).
 
 Script: claw the tongs and lift them; carry them so the midpoint of the open pads lies above the
-fruit (turned so the pads close across a lemon's short axis); measure again where the pads are held
-and how the tongs are turned, and correct; lower the pads around the fruit (their centre 8 mm above
-its centre, so their lower edges clear the table); squeeze; lift the fruit over the basket's wall
-(if the fruit did not come up, open the tongs and try again from above it, twice at most);
-carry it above the basket; relax to `hold` (the spring opens the tongs and the fruit drops in);
-carry the tongs back to where they lay; set them down; open the hand and lift it away. Everything moves through physics: the wrist follows
+fruit (turned so the pads close across a lemon's short axis); lower the pads around the fruit's
+equator; squeeze; lift the fruit over the basket's wall; carry it above the basket; relax to `hold`
+(the spring opens the tongs and the fruit drops in); carry the tongs back to where they lay; set them
+down; open the hand and lift it away. Everything moves through physics: the wrist follows
 speed-limited targets, the fingers are position-controlled and squeeze by their force limits. An
 episode takes about 9 s of the 25 s horizon.
 """
@@ -55,8 +50,7 @@ SQUEEZE_DEPTH = 0.06  # squeeze: this far inside (the arms stop them well before
 TIP_Z = 0.003  # the thumb's lowest point above the table while gripping
 PAD_ABOVE = 0.008  # the pads' centre this far above the fruit's centre: their lower edges clear the table
 THUMB_RISE = 0.005  # a squeezing thumb's lowest point may rise this much
-TILT = 0.6  # how far the palm tilts to level the claw's closing direction (see the docstring)
-MAX_RETRIES = 2  # picks of the fruit tried again when it did not come up
+TILT = 0.5  # tilt the palm half way to level the claw's closing axis (Dex3: fingertips still reach the arm, the thumb pad meets its face, not its top edge)
 MAX_ALPHA = 2.5  # extrapolate the open -> claw interpolation at most this far (clipped to limits)
 
 
@@ -221,33 +215,11 @@ class TongTransferExpert:
         env = self.env
         max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
         max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
-        self._maybe_retry()
         parts = {}
         for side in SIDES:
             default = self.pose["open"] if side == "right" else self.left_open
             parts[side] = self.scripts[side].step(env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, default)
         return bimanual_action(parts)[None, :]
-
-    def _maybe_retry(self) -> None:
-        """If the fruit did not come up with the tongs, open them and pick it again (twice at most).
-
-        Checked as the carry to the basket starts: the fruit's centre must be 3 cm above where it
-        rests. The retry restarts from `reopen` with everything measured afresh (where the fruit
-        is now, where the pads are held, how the tongs are turned).
-        """
-        script = self.scripts["right"]
-        st = script.stage
-        if st is None or st.name != "over_basket" or self.memo.get("retries", 0) >= MAX_RETRIES:
-            return
-        fruit, _ = self.task.fruit_pose(self.env.data)
-        if fruit[2] > TABLE_HEIGHT + self.task.fruit_half_h + 0.03:
-            return
-        retries = self.memo.get("retries", 0) + 1
-        keep = {k: self.memo[k] for k in ("grip_rot", "tongs_start", "gripped") if k in self.memo}
-        self.memo = {**keep, "retries": retries}
-        script.index = [s.name for s in script.stages].index("reopen")
-        script.elapsed = 0.0
-        script.hand_from = None
 
     # ------------------------------------------------------------------ helpers
     def _once(self, key: str, fn: Callable[[], Any]) -> Any:
@@ -375,7 +347,6 @@ class TongTransferExpert:
             Stage("descend", lambda: self._grip_pose(0.0), self._hand("pre"), speed=0.4, max_s=3.0),
             Stage("grip", lambda: self._grip_pose(0.0), self._hand("hold"), min_s=0.6, hand_blend_s=0.4),
             Stage("lift", up("gripped", 0.10), self._hand("hold"), speed=0.5, max_s=3.0, hand_blend_s=0.01),
-            Stage("reopen", up("reopen", 0.03), self._hand("hold"), min_s=0.3, speed=0.5, max_s=2.0, hand_blend_s=0.3),
             Stage("over_fruit", self._carry("pads_rel", at_fruit(0.06), turned), self._hand("hold"), min_s=0.3, speed=0.6, max_s=4.0, tol_pos=0.005),
             Stage("lower", self._carry("pads_held", at_fruit(PAD_ABOVE), aligned), self._hand("hold"), speed=0.3, max_s=3.0, tol_pos=0.004),
             Stage("squeeze", self._carry("pads_held", at_fruit(PAD_ABOVE), aligned), self._hand("squeeze"), min_s=1.0, hand_blend_s=0.6),
