@@ -17,9 +17,10 @@ Rubric (additive, EgoScale task III):
   both arms and no hand touches it (held by the tongs, not by the hand).
 - `fruit_in_basket` (+0.2): the fruit's centre lies inside the basket's inner box (footprint and
   below the rim), moving slower than 0.05 m/s, touching neither a hand nor the tongs.
-- `tongs_on_table` (+0.2): the tongs touch the table, touch neither a hand nor the basket, move
+- `tongs_on_table` (+0.2): the tongs are back: they have been grasped and lifted (`tongs_grasped`)
+  earlier in the episode, and now touch the table, touch neither a hand nor the basket, move
   slower than 0.05 m/s, and their centre (midway between hinge and pads) lies outside the basket's
-  footprint.
+  footprint. (Without the "back", the tongs lying there at the start would score.)
 Success: all four reached and, at the same instant, the fruit rests in the basket and the tongs
 rest on the table. Horizon: 25 s.
 
@@ -34,8 +35,10 @@ Objects and why:
   fingers come down outside the far arm (the arms diverge at 17 degrees, and the four fingers spread
   along them), and the pads are then 6.9 cm apart, so a lemon turned across them (5.5 cm) and a
   plum (5 cm) fit with margin. The pads touch a lemon after the grip closes 6 mm, a plum after 8 mm
-  (lever ratio 2.6). The hinge spring (0.25 N m/rad, preloaded 0.15 rad, 0.5 N at the grip) opens
-  the tongs when the squeeze relaxes and presses the arms into the thumb and fingers.
+  (lever ratio 2.6). The hinge spring (0.35 N m/rad, preloaded 0.2 rad, 0.9 N at the grip) opens
+  the tongs when the squeeze relaxes and presses the arms into the thumb and fingers; the arms
+  have silicone-coated handles (friction 1.5), like many kitchen tongs, so a light grip carries
+  them (with friction 1.0 and a 0.5 N spring, Dex3's three-point grip let the tongs pitch in it).
 - Lemon: ellipsoid 7 x 5.5 x 5.5 cm, 100 g. Plum: sphere 5 cm, 70 g. One fruit body carries both
   geoms; the initial state enables one (collision and colour) and sets the body's mass and inertia.
   Evaluation states alternate lemon (even ids) and plum (odd ids), as EgoScale's 5 + 5.
@@ -269,6 +272,7 @@ class TongTransfer(Task):
         self._geom_cat = cat
         self.fruit = "lemon"
         self.fruit_half_h = LEMON_RADII[2]
+        self.tongs_were_lifted = False  # has `tongs_grasped` held in this episode (reset per state)
         self.basket_xy = np.array([0.48, 0.13])
 
     # ------------------------------------------------------------------ initial states
@@ -302,6 +306,7 @@ class TongTransfer(Task):
         model.body_mass[self._fruit_body] = LEMON_MASS if kind == "lemon" else PLUM_MASS
         model.body_inertia[self._fruit_body] = self._fruit_inertia(kind)
         self.fruit_half_h = LEMON_RADII[2] if kind == "lemon" else PLUM_R
+        self.tongs_were_lifted = False
 
         tx, ty = state["tongs_xy"]
         data.qpos[self._tg_q : self._tg_q + 7] = [tx, ty, TABLE_HEIGHT, *_yaw_quat(state["tongs_yaw"])]
@@ -367,9 +372,14 @@ class TongTransfer(Task):
         half = TONGS_LEN / 2
         cx, cy = tx + mat[0] * half, ty + mat[3] * half
         outside = abs(cx - bx) > BASKET_IN + BASKET_WALL or abs(cy - by) > BASKET_IN + BASKET_WALL
-        on_table = tongs_table and not hand_tongs and not tongs_basket and tongs_speed < REST_SPEED and outside
+        grasped = hand_tongs and tz > TABLE_HEIGHT + LIFT
+        self.tongs_were_lifted = self.tongs_were_lifted or grasped
+        on_table = (
+            self.tongs_were_lifted and tongs_table and not hand_tongs and not tongs_basket
+            and tongs_speed < REST_SPEED and outside
+        )
         self.last = {
-            "tongs_grasped": hand_tongs and tz > TABLE_HEIGHT + LIFT,
+            "tongs_grasped": grasped,
             "fruit_picked": fruit_pad_a and fruit_pad_b and not hand_fruit and fz > TABLE_HEIGHT + self.fruit_half_h + LIFT,
             "fruit_in_basket": in_basket,
             "tongs_on_table": on_table,

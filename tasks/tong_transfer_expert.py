@@ -7,22 +7,34 @@ model by forward kinematics (`ClawGrip`: the thumb's links in the claw pose, the
 open -> claw and past it, in the frame of the claw's closing direction), so the same script drives
 any hand:
 
-- the wrist is turned so the claw closes horizontally across the tongs (Dex3's claw closes at 31
-  degrees to its palm, so its palm tilts) and placed so the thumb's lowest link is 3 mm above the
-  table and its inner side 3 mm outside the near arm;
+- the wrist is turned so the claw's closing direction lies across the tongs, the palm tilted
+  half way toward levelling that direction (Sharpa's claw closes almost parallel to its palm, so
+  it hardly tilts; Dex3's at 31 degrees to its palm: levelled fully, its thumb met the near arm's
+  top edge and pushed the tongs down instead of together; not tilted, its fingertips stayed above
+  the far arm; 42 % of the way solved fewer states),
+  and placed so the thumb's lowest link is 3 mm above the table and its inner side 3 mm outside
+  the near arm;
 - `pre`: thumb in the claw pose, fingers open (they hang outside the far arm or above it);
 - `hold`: the fingers' links 2 cm inside the far arm's outer face: they push the tongs against the
   thumb and friction carries them;
-- `squeeze`: 6 cm inside: the thumb and fingers press the arms together until the pads close
-  on the fruit (the fingers' force limits set the squeeze).
+- `squeeze`: 6 cm inside, and the thumb closed further where that moves it toward the fingers
+  without lifting it off the arm (Dex3's does; Sharpa's turns under the palm): the arms close
+  until the pads hold the fruit (the fingers' force limits set the squeeze).
 
 Script: claw the tongs and lift them; carry them so the midpoint of the open pads lies above the
-fruit (turned so the pads close across a lemon's short axis); lower the pads around the fruit's
-equator; squeeze; lift the fruit over the basket's wall; carry it above the basket; relax to `hold`
-(the spring opens the tongs and the fruit drops in); carry the tongs back to where they lay; set them
-down; open the hand and lift it away. Everything moves through physics: the wrist follows
-speed-limited targets, the fingers are position-controlled and squeeze by their force limits. An
-episode takes about 9 s of the 25 s horizon.
+fruit (turned so the pads close across a lemon's short axis); measure again where the pads are held
+and how the tongs are turned, and correct; lower the pads around the fruit (their centre 8 mm above
+its centre, so their lower edges clear the table); squeeze; lift the fruit over the basket's wall;
+carry it above the basket; relax to `hold` (the spring opens the tongs and the fruit drops in);
+carry the tongs back to where they lay; set them down; open the hand and lift it away. Everything
+moves through physics: the wrist follows speed-limited targets, the fingers are position-controlled
+and squeeze by their force limits. An episode takes about 9 s of the 25 s horizon.
+
+Known weak spot: the grasp is sensitive to millimetres (a palm tilt changed by under a degree flips
+a few Sharpa states); the failures left are fruit picks where the tongs roll or slip in the hand
+during the squeeze (on Dex3, lemons: its fingertips reach the far arm's lower edge and, squeezing,
+roll the tongs about their long axis). Retrying a failed pick (open, re-measure, squeeze again)
+was tried and solved fewer states.
 """
 
 from __future__ import annotations
@@ -50,7 +62,7 @@ SQUEEZE_DEPTH = 0.06  # squeeze: this far inside (the arms stop them well before
 TIP_Z = 0.003  # the thumb's lowest point above the table while gripping
 PAD_ABOVE = 0.008  # the pads' centre this far above the fruit's centre: their lower edges clear the table
 THUMB_RISE = 0.005  # a squeezing thumb's lowest point may rise this much
-TILT = 0.5  # tilt the palm half way to level the claw's closing axis (Dex3: fingertips still reach the arm, the thumb pad meets its face, not its top edge)
+TILT = 0.5  # how far the palm tilts to level the claw's closing direction (see the docstring)
 MAX_ALPHA = 2.5  # extrapolate the open -> claw interpolation at most this far (clipped to limits)
 
 

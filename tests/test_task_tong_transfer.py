@@ -47,11 +47,42 @@ def _hold_fruit_in_tongs(task, model, data) -> None:
     mujoco.mj_forward(model, data)
 
 
-def test_initial_state_reaches_only_tongs_on_table(env) -> None:
+def _lift_tongs_in_hand(env) -> None:
+    """Tongs lifted 5 cm with the right index fingertip pressed into an arm: held and lifted."""
+    task, model, data = env.task, env.model, env.data
+    hand = env.rig.hands["right"]
+    data.qpos[task._tg_q + 2] = TABLE_HEIGHT + 0.05
+    mujoco.mj_forward(model, data)
+    arm = data.geom_xpos[model.geom("tongs_arm_a").id].copy()
+    tip = data.site_xpos[hand.fingertip_sites["index_tip"]] - data.qpos[hand.free_qpos : hand.free_qpos + 3]
+    data.qpos[hand.free_qpos : hand.free_qpos + 3] = arm - tip
+    mujoco.mj_forward(model, data)
+
+
+def _hand_home(env) -> None:
+    hand = env.rig.hands["right"]
+    env.data.qpos[hand.free_qpos : hand.free_qpos + 3] = env.embodiment.home_wrist_pos["right"]
+
+
+def test_initial_state_reaches_no_milestone(env) -> None:
+    """The tongs lying on the table at the start are not "back on the table": nothing scores."""
     task, model, data = _reset(env)
     assert task.milestones(model, data) == {
-        "tongs_grasped": False, "fruit_picked": False, "fruit_in_basket": False, "tongs_on_table": True,
+        "tongs_grasped": False, "fruit_picked": False, "fruit_in_basket": False, "tongs_on_table": False,
     }
+
+
+def test_tongs_grasped_then_back_on_table(env) -> None:
+    task, model, data = _reset(env)
+    start = data.qpos[task._tg_q : task._tg_q + 7].copy()
+    _lift_tongs_in_hand(env)
+    ms = task.milestones(model, data)
+    assert ms["tongs_grasped"] and not ms["tongs_on_table"]
+    data.qpos[task._tg_q : task._tg_q + 7] = start  # put back where they lay, hand away
+    _hand_home(env)
+    mujoco.mj_forward(model, data)
+    ms = task.milestones(model, data)
+    assert ms["tongs_on_table"] and not ms["tongs_grasped"]
 
 
 def test_fruit_between_the_tong_pads_counts_as_picked(env) -> None:
@@ -120,6 +151,7 @@ def test_fruit_held_by_the_tongs_over_the_basket_is_not_in_it(env) -> None:
 
 def test_tongs_on_table(env) -> None:
     task, model, data = _reset(env)
+    task.tongs_were_lifted = True  # as after a grasp (see test_tongs_grasped_then_back_on_table)
     assert task.milestones(model, data)["tongs_on_table"]
     data.qvel[task._tg_v + 1] = 0.2  # sliding: not at rest
     mujoco.mj_forward(model, data)
