@@ -23,8 +23,9 @@ any hand:
 
 Script: claw the tongs and lift them; carry them so the midpoint of the open pads lies above the
 fruit (turned so the pads close across a lemon's short axis); measure again where the pads are held
-and how the tongs are turned, and correct; lower the pads around the fruit (their centre 8 mm above
-its centre, so their lower edges clear the table); squeeze; lift the fruit over the basket's wall;
+and how the tongs are turned, and correct; lower the pads around the fruit (their centre 5 mm below
+the fruit's, their lower edges 3-5 mm above the table: higher, Dex3 rolled the tongs while
+squeezing a lemon); squeeze; lift the fruit over the basket's wall;
 carry it above the basket; relax to `hold` (the spring opens the tongs and the fruit drops in);
 carry the tongs back to where they lay; set them down; open the hand and lift it away. Everything
 moves through physics: the wrist follows speed-limited targets, the fingers are position-controlled
@@ -32,8 +33,7 @@ and squeeze by their force limits. An episode takes about 9 s of the 25 s horizo
 
 Known weak spot: the grasp is sensitive to millimetres (a palm tilt changed by under a degree flips
 a few Sharpa states); the failures left are fruit picks where the tongs roll or slip in the hand
-during the squeeze (on Dex3, lemons: its fingertips reach the far arm's lower edge and, squeezing,
-roll the tongs about their long axis). Retrying a failed pick (open, re-measure, squeeze again)
+during the squeeze (on Dex3, lemons: squeezing rolls the tongs about their long axis). Retrying a failed pick (open, re-measure, squeeze again)
 was tried and solved fewer states.
 """
 
@@ -60,7 +60,7 @@ THUMB_CLEAR = 0.003  # the thumb's links this far outside the near arm's outer f
 FINGER_PRESS = 0.02  # hold: the fingers' links this far inside the far arm's outer face
 SQUEEZE_DEPTH = 0.06  # squeeze: this far inside (the arms stop them well before)
 TIP_Z = 0.003  # the thumb's lowest point above the table while gripping
-PAD_ABOVE = 0.008  # the pads' centre this far above the fruit's centre: their lower edges clear the table
+PAD_ABOVE = -0.005  # the pads' centre this far above the fruit's centre (below: negative)
 THUMB_RISE = 0.005  # a squeezing thumb's lowest point may rise this much
 TILT = 0.5  # how far the palm tilts to level the claw's closing direction (see the docstring)
 MAX_ALPHA = 2.5  # extrapolate the open -> claw interpolation at most this far (clipped to limits)
