@@ -10,9 +10,10 @@ from egosim.embodiment import embodiment_names, get_embodiment
 from egosim.env import EgosimEnv
 from egosim.errors import InvalidChoiceError
 from egosim.task import Task
+from egosim.tasks.dish_rack import DishRack
 from egosim.tasks.pen_in_bin import PenInBin
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PenInBin,)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PenInBin, DishRack)}
 
 
 def task_names(tag: str | None = None) -> tuple[str, ...]:

@@ -1,0 +1,2 @@
+"""Scripted expert for dish_rack (placeholder)."""
+from __future__ import annotations
