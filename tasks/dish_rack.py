@@ -74,8 +74,8 @@ PEG_DY = (-0.045, 0.045)  # pegs of a row along y from the rack centre
 LIFT = 0.03  # lift of the plate's lowest point that counts as picked (m)
 UPRIGHT_DEG = 25.0  # a plate in the rack stands within this of upright
 REST_SPEED = 0.05
-PLATE_SPOTS = ((0.36, 0.13), (0.36, 0.31), (0.55, 0.22))  # nominal plate centres (x, y), pick order
-SPOT_JITTER = 0.015
+PLATE_SPOTS = ((0.42, 0.09), (0.42, 0.265), (0.42, 0.44))  # nominal plate centres (x, y), pick order
+SPOT_JITTER = (0.015, 0.005)  # x, y
 _SIN_UPRIGHT = math.sin(math.radians(UPRIGHT_DEG))
 _RIM_Z0 = FOOT_H + BASE_T / 2  # the rim's inner end (mid-surface), plate frame
 
@@ -164,12 +164,12 @@ class DishRack(Task):
 
     # ------------------------------------------------------------------ initial states
     def sample_initial_state(self, rng: np.random.Generator) -> InitialState:
-        """Plates near three spots on the left half (jittered, random yaw), the rack on the right."""
+        """Plates in a row along y on the left half (jittered, random yaw), the rack on the right."""
         plates = []
         for sx, sy in PLATE_SPOTS:
             plates.append({
-                "xy": [round(sx + float(rng.uniform(-SPOT_JITTER, SPOT_JITTER)), 4),
-                       round(sy + float(rng.uniform(-SPOT_JITTER, SPOT_JITTER)), 4)],
+                "xy": [round(sx + float(rng.uniform(-SPOT_JITTER[0], SPOT_JITTER[0])), 4),
+                       round(sy + float(rng.uniform(-SPOT_JITTER[1], SPOT_JITTER[1])), 4)],
                 "yaw": round(float(rng.uniform(-np.pi, np.pi)), 4),
             })
         rack_xy = [round(float(rng.uniform(0.47, 0.52)), 4), round(float(rng.uniform(-0.25, -0.21)), 4)]

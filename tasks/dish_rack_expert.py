@@ -1,2 +1,267 @@
-"""Scripted expert for dish_rack (placeholder)."""
+"""Scripted expert for dish_rack, written once against semantic handles (any embodiment).
+
+One rim grasp serves both hands: a pinch whose palm faces the plate's eating face, the hand yawed
+(by the pinch axis measured on the hand model) so that the thumb -> fingers direction points from
+the edge toward the plate's centre; the thumb lands outside (under) the edge and the fingers on the
+rim's inner slope, and the pinch closes across the sloped rim.
+
+Per plate (in order 0, 1, 2), the left hand pinches the plate's near rim (the edge nearest the
+robot) from above and stands the plate up by pivoting it about its far edge, which stays on the
+table (closed loop, 15 degrees a step, from where the plate really is), so the grip never carries
+the plate's weight at a lever arm. It lifts the upright plate (face toward +x, as the rack's slots
+want it) and carries it to the handover point in front of the robot. The right hand pinches the
+plate's right-hand rim the same way (palm toward the face, approaching along the face normal), the
+left opens and backs away; the plate may swing in the right hand until it hangs below the grip,
+which keeps it in its plane. The right hand carries the plate over slot i (nearest slot first: the
+hand works on the plate's far side), lowers its lowest point into the slot, opens and backs off.
+Meanwhile the left hand fetches the next plate and waits with it until the right hand is free.
+"""
+
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from egosim.embodiment import SIDES
+from egosim.geometry import axis_angle_to_matrix
+from egosim.rig import TABLE_HEIGHT
+from egosim.tasks.dish_rack import N_PLATES, PLATE_R, RIM_Z, DishRack, _RIM_Z0, BASE_R
+from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, bimanual_action, wrist_for_point
+
+if TYPE_CHECKING:
+    from egosim.env import EgosimEnv
+
+RIM_INSET = 0.005  # the pinch point lies this far inside the edge (m)
+RIM_BELOW = 0.012  # and this far below the edge's mid-surface, along the face normal: the thumb closes under the rim
+PIVOT_STEP_DEG = 15.0
+GRIP_PITCH_DEG = 40.0  # the hand pitched so its fingers rise toward the plate's centre: the thumb gets under the rim
+STAND_DEG = 88.0  # tip the plate up this far about its far edge
+HANDOVER = np.array([0.44, 0.04, TABLE_HEIGHT + 0.17])  # plate centre at handover (rig frame)
+RIGHT_GRIP_DEG = 90.0  # the right hand's grip point, degrees from the plate's top toward its right
+SIDE_WAYPOINT = 0.14  # the right hand's approach waypoint, this far right of its grip pose (m)
+SLOT_CLEARANCE = 0.006  # the plate's lowest point above the rack base when released
+_SLOPE = np.arctan2(RIM_Z - _RIM_Z0, PLATE_R - BASE_R)
+_Z = np.array([0.0, 0.0, 1.0])
+
+
+def _unit(v: NDArray[np.float64]) -> NDArray[np.float64]:
+    return v / max(float(np.linalg.norm(v)), 1e-9)
+
+
+class DishRackExpert:
+    """Privileged-state expert; `act` returns a one-step chunk (1, action_dim)."""
+
+    embodiments: tuple[str, ...] = ()
+
+    def __init__(self, env: EgosimEnv) -> None:
+        self.env = env
+        self.task: DishRack = env.task
+        self.emb = env.embodiment
+        self.geo = {s: GraspGeometry.measure(self.emb, s) for s in SIDES}
+        self.pose = {}
+        for s in SIDES:
+            lim = self.emb.joint_limits(s)
+            pre, pinch = self.emb.grasp_pose("pre_pinch", s), self.emb.grasp_pose("pinch", s)
+            # The rim is thinner than what the pinch pose was made for: aim past it so the fingers squeeze.
+            self.pose[s] = {
+                "open": self.emb.grasp_pose("open", s),
+                "pre_pinch": pre,
+                "grip": np.clip(pinch + 0.5 * (pinch - pre), lim[:, 0], lim[:, 1]),
+            }
+        self.reset()
+
+    # ------------------------------------------------------------------ policy API
+    def reset(self, seed: int | None = None) -> None:
+        self.memo: dict[str, Any] = {}
+        left = [st for i in range(N_PLATES) for st in self._left_stages(i)]
+        right = [st for i in range(N_PLATES) for st in self._right_stages(i)]
+        done = lambda s: Stage("done", lambda: self._home(s), self._hand(s, "open"), max_s=1e9, done=lambda: False)  # noqa: E731
+        self.scripts = {"left": HandScript("left", left + [done("left")]), "right": HandScript("right", right + [done("right")])}
+
+    def act(self, observation: dict[str, Any]) -> NDArray[np.float64]:
+        env = self.env
+        max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
+        max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
+        parts = {}
+        for side in SIDES:
+            parts[side] = self.scripts[side].step(
+                env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, self.pose[side]["open"]
+            )
+        return bimanual_action(parts)[None, :]
+
+    # ------------------------------------------------------------------ helpers
+    def _once(self, key: str, fn: Callable[[], Any]) -> Any:
+        if key not in self.memo:
+            self.memo[key] = fn()
+        return self.memo[key]
+
+    def _hand(self, side: str, name: str) -> Callable[[], NDArray[np.float64]]:
+        return lambda: self.pose[side][name]
+
+    def _home(self, side: str) -> Pose:
+        p, r = self.env.commanded_wrist_pose(side)
+        return np.asarray(self.emb.home_wrist_pos[side], dtype=np.float64) + np.array([0, 0, 0.03]), r
+
+    def _grip_rotation(self, side: str, u: NDArray[np.float64], n: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Wrist rotation for a rim pinch: palm toward face normal `n`'s side (palm normal -n), the
+        pinch axis's in-palm part along `u` (edge -> centre)."""
+        z = -n
+        x = _unit(u - (u @ z) * z)
+        r0 = np.column_stack([x, np.cross(z, x), z])
+        a = self.geo[side].pinch_axis
+        phi = np.arctan2(a[1], a[0])
+        c, s = np.cos(-phi), np.sin(-phi)
+        return r0 @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+
+    def _rim_grip(self, side: str, i: int, u: NDArray[np.float64], lift: float = 0.0) -> Pose:
+        """Wrist pose pinching plate i's rim at the edge point opposite `u` (in-plane, edge -> centre),
+        offset by `lift` along the face normal (an approach from the face's side)."""
+        o, rot = self.task.plate_pose(self.env.data, i)
+        n = rot[:, 2]
+        e = o + RIM_Z * n
+        u = _unit(u - (u @ n) * n)
+        point = e - (PLATE_R - RIM_INSET) * u - RIM_BELOW * n + lift * n
+        r = axis_angle_to_matrix(np.cross(u, n), np.radians(GRIP_PITCH_DEG)) @ self._grip_rotation(side, u, n)
+        return wrist_for_point(point, r, self.geo[side].pinch_point)
+
+    def _lowest(self, i: int) -> NDArray[np.float64]:
+        b = self.task._body[i]
+        low, _ = self.task._lowest_and_upright(self.env.data.xpos[b].tolist(), self.env.data.xmat[b].tolist())
+        return np.array(low)
+
+    def _in_wrist(self, side: str, point: NDArray[np.float64]) -> NDArray[np.float64]:
+        wp, wr = self.env.wrist_pose(side)
+        return wr.T @ (point - wp)
+
+    # ------------------------------------------------------------------ left hand: pick, stand up, hand over
+    def _left_stages(self, i: int) -> list[Stage]:
+        side, task, data = "left", self.task, self.env.data
+        key = f"L{i}"
+        u_near = np.array([1.0, 0.0, 0.0])  # from the near edge toward the centre
+
+        def grip(lift: float) -> Callable[[], Pose]:
+            return lambda: self._rim_grip(side, i, u_near, lift)
+
+        def pivot(k: int) -> Callable[[], Pose]:
+            def compute() -> Pose:
+                _, rot = task.plate_pose(data, i)
+                n = rot[:, 2]
+                elev = np.degrees(np.arccos(np.clip(n[2], -1.0, 1.0)))
+                step = np.radians(max(0.0, min(PIVOT_STEP_DEG, STAND_DEG - elev)))
+                low = self._lowest(i)
+                turn = axis_angle_to_matrix(np.cross(_Z, u_near), step)
+                p, r = self.env.commanded_wrist_pose(side)
+                return low + turn @ (p - low), turn @ r
+
+            return lambda: self._once(f"{key}_pivot{k}", compute)
+
+        def up(h: float) -> Callable[[], Pose]:
+            def target() -> Pose:
+                p, r = self._once(f"{key}_stood", lambda: self.env.commanded_wrist_pose(side))
+                return p + np.array([0, 0, h]), r
+
+            return target
+
+        def handover() -> Pose:
+            rel = self._once(f"{key}_rel", lambda: self._in_wrist(side, task.plate_center(data, i)))
+            _, r = up(0.0)()
+            return HANDOVER - r @ rel, r
+
+        def away() -> Pose:
+            p, r = self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side))
+            return p + np.array([0.0, 0.06, 0.05]) + 0.05 * r[:, 2] * -1, r
+
+        def right_holds() -> bool:
+            return self.scripts["right"].at(f"R{i}_hold")
+
+        def right_free() -> bool:
+            return i == 0 or self.scripts["right"].at(f"R{i - 1}_release")
+
+        g = self._hand(side, "grip")
+        n_piv = int(np.ceil(STAND_DEG / PIVOT_STEP_DEG))
+        return [
+            Stage(f"{key}_above", grip(0.06), self._hand(side, "pre_pinch"), max_s=5.0, tol_pos=0.01, tol_rot=0.1),
+            Stage(f"{key}_descend", grip(0.0), self._hand(side, "pre_pinch"), speed=0.4, max_s=3.0),
+            Stage(f"{key}_pinch", lambda: self._once(f"{key}_at", grip(0.0)), g, min_s=0.7, hand_blend_s=0.5),
+            *[Stage(f"{key}_tilt{k}", pivot(k), g, speed=0.3, hand_blend_s=0.01, tol_pos=0.003, max_s=2.5) for k in range(n_piv)],
+            Stage(f"{key}_lift", up(0.06), g, speed=0.4, hand_blend_s=0.01),
+            Stage(f"{key}_wait", up(0.06), g, hand_blend_s=0.01, max_s=30.0, done=right_free),
+            Stage(f"{key}_handover", handover, g, speed=0.5, max_s=4.0, hand_blend_s=0.01),
+            Stage(f"{key}_hold", handover, g, hand_blend_s=0.01, max_s=15.0, done=right_holds),
+            Stage(f"{key}_release", lambda: self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side)),
+                  self._hand(side, "pre_pinch"), min_s=0.5, hand_blend_s=0.4),
+            Stage(f"{key}_away", away, self._hand(side, "open"), speed=0.6, max_s=3.0, tol_pos=0.01),
+        ]
+
+    # ------------------------------------------------------------------ right hand: take over, place in the rack
+    def _right_stages(self, i: int) -> list[Stage]:
+        side, task, data = "right", self.task, self.env.data
+        key = f"R{i}"
+
+        def u_right() -> NDArray[np.float64]:
+            """Grip point direction: from the plate's right rim toward its centre, RIGHT_GRIP_DEG from the top."""
+            _, rot = task.plate_pose(data, i)
+            n = rot[:, 2]
+            up = _unit(_Z - (_Z @ n) * n)
+            right = np.cross(n, up)  # in-plane, horizontal; pointing to -y when n = +x
+            a = np.radians(RIGHT_GRIP_DEG)
+            return -(np.cos(a) * up + np.sin(a) * right)
+
+        def grip(lift: float) -> Callable[[], Pose]:
+            return lambda: self._rim_grip(side, i, u_right(), lift)
+
+        def side_of(target: Callable[[], Pose]) -> Callable[[], Pose]:
+            """A waypoint to the right of `target`: the hand comes round the plate, not through it."""
+            return lambda: (target()[0] + np.array([0.0, -SIDE_WAYPOINT, 0.0]), target()[1])
+
+        def left_at_handover() -> bool:
+            return self.scripts["left"].at(f"L{i}_hold")
+
+        def left_away() -> bool:
+            return self.scripts["left"].at(f"L{i}_away")
+
+        def raise_(h: float) -> Callable[[], Pose]:
+            def target() -> Pose:
+                p, r = self._once(f"{key}_held", lambda: self.env.commanded_wrist_pose(side))
+                return p + np.array([0, 0, h]), r
+
+            return target
+
+        def over_slot(h: float) -> Callable[[], Pose]:
+            def target() -> Pose:
+                rel = self._once(f"{key}_rel", lambda: self._in_wrist(side, self._lowest(i)))
+                _, r = raise_(0.0)()
+                goal = task.slot_center(i) + np.array([0, 0, h])
+                return goal - r @ rel, r
+
+            return target
+
+        def back_off() -> Pose:
+            p, r = self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side))
+            return p - 0.06 * r[:, 2] + np.array([0, 0, 0.02]), r
+
+        def clear() -> Pose:
+            p, r = back_off()
+            return p + np.array([0, -0.05, 0.08]), r
+
+        g = self._hand(side, "grip")
+        pre = self._hand(side, "pre_pinch")
+        return [
+            Stage(f"{key}_wait", lambda: self._home(side), pre, max_s=40.0, done=left_at_handover, tol_pos=0.05, tol_rot=1.0),
+            Stage(f"{key}_settle", lambda: self._home(side), pre, min_s=0.5, max_s=1.0, tol_pos=0.05, tol_rot=1.0),
+            Stage(f"{key}_side", side_of(grip(0.06)), pre, max_s=4.0, tol_pos=0.02, tol_rot=0.2),
+            Stage(f"{key}_above", grip(0.06), pre, max_s=4.0, tol_pos=0.01, tol_rot=0.1),
+            Stage(f"{key}_approach", grip(0.0), pre, speed=0.4, max_s=3.0),
+            Stage(f"{key}_pinch", lambda: self._once(f"{key}_at", grip(0.0)), g, min_s=0.7, hand_blend_s=0.5),
+            Stage(f"{key}_hold", lambda: self._once(f"{key}_at", grip(0.0)), g, max_s=6.0, done=left_away, hand_blend_s=0.01),
+            Stage(f"{key}_raise", raise_(0.02), g, min_s=1.0, speed=0.3, hand_blend_s=0.01),
+            Stage(f"{key}_over", over_slot(0.06), g, speed=0.5, max_s=4.0, hand_blend_s=0.01),
+            Stage(f"{key}_lower", over_slot(SLOT_CLEARANCE), g, speed=0.25, max_s=3.0, tol_pos=0.004, hand_blend_s=0.01),
+            Stage(f"{key}_release", lambda: self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side)), pre,
+                  min_s=0.6, hand_blend_s=0.4),
+            Stage(f"{key}_back", back_off, self._hand(side, "open"), speed=0.5, max_s=2.0),
+            Stage(f"{key}_clear", clear, self._hand(side, "open"), speed=0.6, max_s=2.0, tol_pos=0.02),
+        ]
