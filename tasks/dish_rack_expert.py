@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from egosim.embodiment import SIDES
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import TABLE_HEIGHT
-from egosim.tasks.dish_rack import N_PLATES, PLATE_R, RIM_Z, DishRack, _RIM_Z0, BASE_R
+from egosim.tasks.dish_rack import BASE_R, N_PLATES, PEG_H, PLATE_R, RIM_Z, DishRack, _RIM_Z0
 from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, bimanual_action, wrist_for_point
 
 if TYPE_CHECKING:
@@ -42,9 +42,11 @@ STAND_DEG = 88.0  # tip the plate up this far about its far edge
 HANDOVER = np.array([0.44, 0.04, TABLE_HEIGHT + 0.17])  # plate centre at handover (rig frame)
 RIGHT_GRIP_DEG = 90.0  # the right hand's grip point, degrees from the plate's top toward its right
 SIDE_WAYPOINT = 0.14  # the right hand's approach waypoint, this far right of its grip pose (m)
-SLOT_CLEARANCE = 0.006  # the plate's lowest point above the rack base when released
+SLOT_CLEARANCE = 0.006
+SLOT_EDGE_DX = 0.005  # the edge goes this far past the slot's centre along the face normal: the rim slopes back from it  # the plate's lowest point above the rack base when released
 _SLOPE = np.arctan2(RIM_Z - _RIM_Z0, PLATE_R - BASE_R)
 _Z = np.array([0.0, 0.0, 1.0])
+_X = np.array([1.0, 0.0, 0.0])
 
 
 def _unit(v: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -230,12 +232,26 @@ class DishRackExpert:
 
             return target
 
+        def upright_fix() -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+            """(edge-circle centre in the wrist frame, wrist rotation that stands the plate upright
+            with its face toward +x, as the slots want it), from where the plate really is."""
+            _, rot = task.plate_pose(data, i)
+            n = rot[:, 2]
+            axis = np.cross(n, _X)
+            angle = float(np.arctan2(np.linalg.norm(axis), n @ _X))
+            fix = axis_angle_to_matrix(_unit(axis), angle) if angle > 1e-6 else np.eye(3)
+            _, r = self.env.commanded_wrist_pose(side)
+            return self._in_wrist(side, task.plate_center(data, i)), fix @ r
+
         def over_slot(h: float) -> Callable[[], Pose]:
+            """Closed loop on the plate's lowest point (it may turn in the pinch): the wrist moves by
+            the remaining error of that point, in the upright orientation."""
+
             def target() -> Pose:
-                rel = self._once(f"{key}_rel", lambda: self._in_wrist(side, self._lowest(i)))
-                _, r = raise_(0.0)()
-                goal = task.slot_center(i) + np.array([0, 0, h])
-                return goal - r @ rel, r
+                _, r = self._once(f"{key}_fix", upright_fix)
+                goal = task.slot_center(i) + np.array([SLOT_EDGE_DX, 0.0, h])
+                p, _ = self.env.commanded_wrist_pose(side)
+                return p + (goal - self._lowest(i)), r
 
             return target
 
@@ -258,7 +274,7 @@ class DishRackExpert:
             Stage(f"{key}_pinch", lambda: self._once(f"{key}_at", grip(0.0)), g, min_s=0.7, hand_blend_s=0.5),
             Stage(f"{key}_hold", lambda: self._once(f"{key}_at", grip(0.0)), g, max_s=6.0, done=left_away, hand_blend_s=0.01),
             Stage(f"{key}_raise", raise_(0.02), g, min_s=1.0, speed=0.3, hand_blend_s=0.01),
-            Stage(f"{key}_over", over_slot(0.06), g, speed=0.5, max_s=4.0, hand_blend_s=0.01),
+            Stage(f"{key}_over", over_slot(PEG_H + 0.025), g, speed=0.5, max_s=4.0, hand_blend_s=0.01),
             Stage(f"{key}_lower", over_slot(SLOT_CLEARANCE), g, speed=0.25, max_s=3.0, tol_pos=0.004, hand_blend_s=0.01),
             Stage(f"{key}_release", lambda: self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side)), pre,
                   min_s=0.6, hand_blend_s=0.4),
