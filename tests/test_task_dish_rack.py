@@ -2,8 +2,8 @@
 
 Predicates (default suite): a plate standing in a rack slot counts as in the rack, one lying flat in
 the rack does not, nor one standing outside the rack or lifted without a hand. Expert (default
-suite): pick and handover of plate 0 on evaluation state 0 per embodiment; a full solve of state 0
-(xfail while the expert is below target); slow: >= 80% over all 50 states.
+suite): pick and handover of plate 0 on evaluation state 0 per embodiment; slow: a full solve of state 0
+(xfail while the expert is below target) and >= 80% over all 50 states.
 """
 
 from __future__ import annotations
@@ -130,6 +130,7 @@ def test_expert_picks_and_hands_over_a_plate(embodiment: str) -> None:
     assert not any(r["sim_unstable"] or r["mujoco_warnings"] for r in records)
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(reason="work in progress: the expert does not yet stand all three plates in the rack", strict=False)
 @pytest.mark.parametrize("embodiment", EMBODIMENTS)
 def test_expert_solves_an_evaluation_state(embodiment: str) -> None:
