@@ -49,6 +49,7 @@ HANDOVER = np.array([0.44, 0.04, TABLE_HEIGHT + 0.17])  # plate centre at handov
 RIGHT_GRIP_DEG = 90.0  # the right hand's grip point, degrees from the plate's top toward its right
 SIDE_WAYPOINT = 0.14  # the right hand's approach waypoint, this far right of its grip pose (m)
 SLOT_CLEARANCE = 0.006
+MAX_RETRIES = 2  # a plate the left hand drops before the handover is picked again this often
 SLOT_EDGE_DX = 0.005  # the edge goes this far past the slot's centre along the face normal: the rim slopes back from it  # the plate's lowest point above the rack base when released
 _SLOPE = np.arctan2(RIM_Z - _RIM_Z0, PLATE_R - BASE_R)
 _Z = np.array([0.0, 0.0, 1.0])
@@ -84,6 +85,7 @@ class DishRackExpert:
     # ------------------------------------------------------------------ policy API
     def reset(self, seed: int | None = None) -> None:
         self.memo: dict[str, Any] = {}
+        self.retries = [0] * N_PLATES
         left = [st for i in range(N_PLATES) for st in self._left_stages(i)]
         right = [st for i in range(N_PLATES) for st in self._right_stages(i)]
         done = lambda s: Stage("done", lambda: self._home(s), self._hand(s, "open"), max_s=1e9, done=lambda: False)  # noqa: E731
@@ -91,6 +93,7 @@ class DishRackExpert:
 
     def act(self, observation: dict[str, Any]) -> NDArray[np.float64]:
         env = self.env
+        self._retry_dropped_pick()
         max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
         max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
         parts = {}
@@ -99,6 +102,26 @@ class DishRackExpert:
                 env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, self.pose[side]["open"]
             )
         return bimanual_action(parts)[None, :]
+
+    def _retry_dropped_pick(self) -> None:
+        """If the left hand has lost the plate it is carrying (back on the table, no contact), it
+        starts that plate's pick over (at most MAX_RETRIES times per plate)."""
+        script = self.scripts["left"]
+        st = script.stage
+        if st is None or not st.name.startswith("L") or "_" not in st.name:
+            return
+        i = int(st.name[1 : st.name.index("_")])
+        phase = st.name.split("_", 1)[1]
+        if phase not in ("lift", "wait", "handover", "hold") or self.retries[i] >= MAX_RETRIES:
+            return
+        left, right = self.task.hand_contacts(self.env.data)
+        if i in left or i in right or self._lowest(i)[2] > TABLE_HEIGHT + 0.01:
+            return
+        self.retries[i] += 1
+        for k in [k for k in self.memo if k.startswith(f"L{i}_")]:
+            del self.memo[k]
+        script.index = [s.name for s in script.stages].index(f"L{i}_above")
+        script.elapsed, script.hand_from = 0.0, None
 
     # ------------------------------------------------------------------ helpers
     def _once(self, key: str, fn: Callable[[], Any]) -> Any:
@@ -189,7 +212,7 @@ class DishRackExpert:
             return i == 0 or self.scripts["right"].at(f"R{i - 1}_release")
 
         g = self._hand(side, "grip")
-        n_piv = int(np.ceil(STAND_DEG / PIVOT_STEP_DEG))
+        n_piv = int(np.ceil(STAND_DEG / PIVOT_STEP_DEG)) + 3  # extra steps catch up with a plate that lags the hand
         return [
             Stage(f"{key}_above", grip(0.06), self._hand(side, "pre_pinch"), max_s=5.0, tol_pos=0.01, tol_rot=0.1),
             Stage(f"{key}_descend", grip(0.0), self._hand(side, "pre_pinch"), speed=0.4, max_s=3.0),
@@ -262,12 +285,15 @@ class DishRackExpert:
             return target
 
         def back_off() -> Pose:
+            """Open fingers slide off the rim outward (along the edge -> hand direction)."""
             p, r = self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side))
-            return p - 0.06 * r[:, 2] + np.array([0, 0, 0.02]), r
+            out = self._once(f"{key}_out", lambda: -_unit(np.array([*u_right()[:2], 0.0])))
+            return p + 0.08 * out + np.array([0, 0, 0.01]), r
 
         def clear() -> Pose:
+            """Straight back toward the robot beside the rack, then home: never across a plate in it."""
             p, r = back_off()
-            return p + np.array([0, -0.05, 0.08]), r
+            return np.array([self.emb.home_wrist_pos[side][0], p[1], p[2] + 0.03]), r
 
         g = self._hand(side, "grip")
         pre = self._hand(side, "pre_pinch")
@@ -283,7 +309,7 @@ class DishRackExpert:
             Stage(f"{key}_over", over_slot(PEG_H + 0.025), g, speed=0.5, max_s=4.0, hand_blend_s=0.01),
             Stage(f"{key}_lower", over_slot(SLOT_CLEARANCE), g, speed=0.25, max_s=3.0, tol_pos=0.004, hand_blend_s=0.01),
             Stage(f"{key}_release", lambda: self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side)), pre,
-                  min_s=0.6, hand_blend_s=0.4),
+                  min_s=0.8, hand_blend_s=0.7),
             Stage(f"{key}_back", back_off, self._hand(side, "open"), speed=0.5, max_s=2.0),
-            Stage(f"{key}_clear", clear, self._hand(side, "open"), speed=0.6, max_s=2.0, tol_pos=0.02),
+            Stage(f"{key}_clear", clear, self._hand(side, "open"), speed=0.6, max_s=3.0, tol_pos=0.02),
         ]
