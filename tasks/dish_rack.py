@@ -28,7 +28,7 @@ primitives: a foot (a 3.5 cm radius, 6 mm high cylinder), a 3 mm base disc of 5.
 rim of 16 box segments, 3 mm thick, rising 26 degrees from the base to the edge, which lies 2 cm
 above the table: a thumb gets under it. The rack is fixed to the table (a dish rack full of
 plates does not slide); its slots are 2.6 cm wide between peg surfaces (a plate's rim profile is
-2.1 cm deep) and its 7 cm pegs hold a plate within about 20 degrees of upright.
+2.1 cm deep), 8 cm apart, and its 10 cm pegs hold a plate within about 10 degrees of upright.
 
 Version history:
 - v0: first version.
@@ -65,11 +65,11 @@ RIM_T = 0.003
 RIM_Z = 0.02  # height of the edge's mid-surface above the plate's underside (the table)
 RIM_SEGMENTS = 16
 PLATE_MASS = (0.03, 0.08, 0.09)  # foot, base, rim (kg): 0.2 kg in all
-RACK_BASE_HALF = (0.11, 0.075, 0.004)  # the rack's base plate (half sizes, m)
-SLOT_DX = (-0.07, 0.0, 0.07)  # slot centres along x from the rack centre
+RACK_BASE_HALF = (0.12, 0.075, 0.004)  # the rack's base plate (half sizes, m)
+SLOT_DX = (-0.08, 0.0, 0.08)  # slot centres along x from the rack centre
 SLOT_HALF_GAP = 0.016  # peg-row axes at +-this along x from a slot's centre
 PEG_R = 0.003
-PEG_H = 0.07  # above the base plate's top
+PEG_H = 0.10  # above the base plate's top
 PEG_DY = (-0.045, 0.045)  # pegs of a row along y from the rack centre
 LIFT = 0.03  # lift of the plate's lowest point that counts as picked (m)
 UPRIGHT_DEG = 25.0  # a plate in the rack stands within this of upright
@@ -172,7 +172,7 @@ class DishRack(Task):
                        round(sy + float(rng.uniform(-SPOT_JITTER[1], SPOT_JITTER[1])), 4)],
                 "yaw": round(float(rng.uniform(-np.pi, np.pi)), 4),
             })
-        rack_xy = [round(float(rng.uniform(0.47, 0.52)), 4), round(float(rng.uniform(-0.25, -0.21)), 4)]
+        rack_xy = [round(float(rng.uniform(0.45, 0.48)), 4), round(float(rng.uniform(-0.25, -0.21)), 4)]
         return {"plates": plates, "rack_xy": rack_xy}
 
     def apply_initial_state(self, model: mujoco.MjModel, data: mujoco.MjData, state: InitialState) -> None:

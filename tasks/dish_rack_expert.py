@@ -49,6 +49,7 @@ HANDOVER = np.array([0.44, 0.04, TABLE_HEIGHT + 0.17])  # plate centre at handov
 RIGHT_GRIP_DEG = 90.0  # the right hand's grip point, degrees from the plate's top toward its right
 SIDE_WAYPOINT = 0.14  # the right hand's approach waypoint, this far right of its grip pose (m)
 SLOT_CLEARANCE = 0.006
+CLEAR_ABOVE = 0.2  # the right hand's wrist rises this far above a standing plate's top before leaving the rack
 MAX_RETRIES = 2  # a plate the left hand drops before the handover is picked again this often
 SLOT_EDGE_DX = 0.005  # the edge goes this far past the slot's centre along the face normal: the rim slopes back from it  # the plate's lowest point above the rack base when released
 _SLOPE = np.arctan2(RIM_Z - _RIM_Z0, PLATE_R - BASE_R)
@@ -290,10 +291,16 @@ class DishRackExpert:
             out = self._once(f"{key}_out", lambda: -_unit(np.array([*u_right()[:2], 0.0])))
             return p + 0.08 * out + np.array([0, 0, 0.01]), r
 
-        def clear() -> Pose:
-            """Straight back toward the robot beside the rack, then home: never across a plate in it."""
+        def rise() -> Pose:
+            """Up, clear of the plates' tops, before moving back over the rack."""
             p, r = back_off()
-            return np.array([self.emb.home_wrist_pos[side][0], p[1], p[2] + 0.03]), r
+            top = self.emb.workspace[side].high[2]
+            return np.array([p[0], p[1], min(top, TABLE_HEIGHT + 2 * PLATE_R + CLEAR_ABOVE)]), r
+
+        def clear() -> Pose:
+            """Straight back toward the robot, high above the rack, then home."""
+            p, r = rise()
+            return np.array([self.emb.home_wrist_pos[side][0], p[1], p[2]]), r
 
         g = self._hand(side, "grip")
         pre = self._hand(side, "pre_pinch")
@@ -311,5 +318,6 @@ class DishRackExpert:
             Stage(f"{key}_release", lambda: self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side)), pre,
                   min_s=0.8, hand_blend_s=0.7),
             Stage(f"{key}_back", back_off, self._hand(side, "open"), speed=0.5, max_s=2.0),
+            Stage(f"{key}_rise", rise, self._hand(side, "open"), speed=0.6, max_s=2.0, tol_pos=0.02),
             Stage(f"{key}_clear", clear, self._hand(side, "open"), speed=0.6, max_s=3.0, tol_pos=0.02),
         ]
