@@ -45,8 +45,10 @@ RIM_BELOW = 0.012  # and this far below the edge's mid-surface, along the face n
 PIVOT_STEP_DEG = 15.0
 GRIP_PITCH_DEG = 40.0  # the hand pitched so its fingers rise toward the plate's centre: the thumb gets under the rim
 STAND_DEG = 88.0  # tip the plate up this far about its far edge
-HANDOVER = np.array([0.44, 0.04, TABLE_HEIGHT + 0.17])  # plate centre at handover (rig frame)
-RIGHT_GRIP_DEG = 90.0  # the right hand's grip point, degrees from the plate's top toward its right
+HANDOVER_XY = (0.44, 0.09)  # where the left hand stands the plate for the handover (rig frame)
+CARRY_LIFT = 0.045
+RAISE = 0.12  # the right hand lifts the plate this far before carrying it (it swings to hang below the grip)  # the left hand carries the upright plate this high (its lowest point, m)
+RIGHT_GRIP_DEG = 70.0  # the right hand's grip point, degrees from the plate's top toward its right
 SIDE_WAYPOINT = 0.14  # the right hand's approach waypoint, this far right of its grip pose (m)
 SLOT_CLEARANCE = 0.006
 CLEAR_ABOVE = 0.2  # the right hand's wrist rises this far above a standing plate's top before leaving the rack
@@ -106,17 +108,18 @@ class DishRackExpert:
 
     def _retry_dropped_pick(self) -> None:
         """If the left hand has lost the plate it is carrying (back on the table, no contact), it
-        starts that plate's pick over (at most MAX_RETRIES times per plate)."""
+        starts that plate's pick over (when the plate lies flat again) (at most MAX_RETRIES times per plate)."""
         script = self.scripts["left"]
         st = script.stage
         if st is None or not st.name.startswith("L") or "_" not in st.name:
             return
         i = int(st.name[1 : st.name.index("_")])
         phase = st.name.split("_", 1)[1]
-        if phase not in ("lift", "wait", "handover", "hold") or self.retries[i] >= MAX_RETRIES:
+        if phase not in ("lift", "wait", "carry", "set", "hold") or self.retries[i] >= MAX_RETRIES:
             return
         left, right = self.task.hand_contacts(self.env.data)
-        if i in left or i in right or self._lowest(i)[2] > TABLE_HEIGHT + 0.01:
+        _, rot = self.task.plate_pose(self.env.data, i)
+        if i in left or i in right or abs(rot[2, 2]) < 0.7:
             return
         self.retries[i] += 1
         for k in [k for k in self.memo if k.startswith(f"L{i}_")]:
@@ -164,6 +167,18 @@ class DishRackExpert:
         low, _ = self.task._lowest_and_upright(self.env.data.xpos[b].tolist(), self.env.data.xmat[b].tolist())
         return np.array(low)
 
+    def _upright_fix(self, side: str, i: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(plate i's edge-circle centre in the wrist frame, the commanded wrist rotation turned so
+        the plate stands upright with its face toward +x, as the slots want it), from where the
+        plate really is."""
+        _, rot = self.task.plate_pose(self.env.data, i)
+        n = rot[:, 2]
+        axis = np.cross(n, _X)
+        angle = float(np.arctan2(np.linalg.norm(axis), n @ _X))
+        fix = axis_angle_to_matrix(_unit(axis), angle) if angle > 1e-6 else np.eye(3)
+        _, r = self.env.commanded_wrist_pose(side)
+        return self._in_wrist(side, self.task.plate_center(self.env.data, i)), fix @ r
+
     def _in_wrist(self, side: str, point: NDArray[np.float64]) -> NDArray[np.float64]:
         wp, wr = self.env.wrist_pose(side)
         return wr.T @ (point - wp)
@@ -197,10 +212,16 @@ class DishRackExpert:
 
             return target
 
-        def handover() -> Pose:
-            rel = self._once(f"{key}_rel", lambda: self._in_wrist(side, task.plate_center(data, i)))
-            _, r = up(0.0)()
-            return HANDOVER - r @ rel, r
+        def handover(h: float) -> Callable[[], Pose]:
+            """The plate, upright and held at its top, carried to stand on its edge at the handover
+            point (`h` above the table): the table holds it still for the right hand's grasp."""
+
+            def target() -> Pose:
+                rel = self._once(f"{key}_rel", lambda: self._in_wrist(side, task.plate_center(data, i)))
+                _, r = up(0.0)()
+                return np.array([*HANDOVER_XY, TABLE_HEIGHT + PLATE_R + h]) - r @ rel, r
+
+            return target
 
         def away() -> Pose:
             p, r = self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side))
@@ -219,10 +240,11 @@ class DishRackExpert:
             Stage(f"{key}_descend", grip(0.0), self._hand(side, "pre_pinch"), speed=0.4, max_s=3.0),
             Stage(f"{key}_pinch", lambda: self._once(f"{key}_at", grip(0.0)), g, min_s=0.7, hand_blend_s=0.5),
             *[Stage(f"{key}_tilt{k}", pivot(k), g, speed=0.3, hand_blend_s=0.01, tol_pos=0.003, max_s=2.5) for k in range(n_piv)],
-            Stage(f"{key}_lift", up(0.06), g, speed=0.4, hand_blend_s=0.01),
-            Stage(f"{key}_wait", up(0.06), g, hand_blend_s=0.01, max_s=30.0, done=right_free),
-            Stage(f"{key}_handover", handover, g, speed=0.5, max_s=4.0, hand_blend_s=0.01),
-            Stage(f"{key}_hold", handover, g, hand_blend_s=0.01, max_s=15.0, done=right_holds),
+            Stage(f"{key}_lift", up(CARRY_LIFT), g, speed=0.15, hand_blend_s=0.01),
+            Stage(f"{key}_wait", up(CARRY_LIFT), g, hand_blend_s=0.01, max_s=30.0, done=right_free),
+            Stage(f"{key}_carry", handover(CARRY_LIFT), g, speed=0.3, max_s=5.0, hand_blend_s=0.01),
+            Stage(f"{key}_set", handover(0.004), g, speed=0.15, max_s=2.0, hand_blend_s=0.01),
+            Stage(f"{key}_hold", handover(0.004), g, hand_blend_s=0.01, max_s=15.0, done=right_holds),
             Stage(f"{key}_release", lambda: self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side)),
                   self._hand(side, "pre_pinch"), min_s=0.5, hand_blend_s=0.4),
             Stage(f"{key}_away", away, self._hand(side, "open"), speed=0.6, max_s=3.0, tol_pos=0.01),
@@ -247,7 +269,7 @@ class DishRackExpert:
 
         def side_of(target: Callable[[], Pose]) -> Callable[[], Pose]:
             """A waypoint to the right of `target`: the hand comes round the plate, not through it."""
-            return lambda: (target()[0] + np.array([0.0, -SIDE_WAYPOINT, 0.0]), target()[1])
+            return lambda: (target()[0] + np.array([0.0, -SIDE_WAYPOINT, 0.06]), target()[1])
 
         def left_at_handover() -> bool:
             return self.scripts["left"].at(f"L{i}_hold")
@@ -262,23 +284,12 @@ class DishRackExpert:
 
             return target
 
-        def upright_fix() -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-            """(edge-circle centre in the wrist frame, wrist rotation that stands the plate upright
-            with its face toward +x, as the slots want it), from where the plate really is."""
-            _, rot = task.plate_pose(data, i)
-            n = rot[:, 2]
-            axis = np.cross(n, _X)
-            angle = float(np.arctan2(np.linalg.norm(axis), n @ _X))
-            fix = axis_angle_to_matrix(_unit(axis), angle) if angle > 1e-6 else np.eye(3)
-            _, r = self.env.commanded_wrist_pose(side)
-            return self._in_wrist(side, task.plate_center(data, i)), fix @ r
-
         def over_slot(h: float) -> Callable[[], Pose]:
             """Closed loop on the plate's lowest point (it may turn in the pinch): the wrist moves by
             the remaining error of that point, in the upright orientation."""
 
             def target() -> Pose:
-                _, r = self._once(f"{key}_fix", upright_fix)
+                _, r = self._once(f"{key}_fix", lambda: self._upright_fix(side, i))
                 goal = task.slot_center(i) + np.array([SLOT_EDGE_DX, 0.0, h])
                 p, _ = self.env.commanded_wrist_pose(side)
                 return p + (goal - self._lowest(i)), r
@@ -289,7 +300,7 @@ class DishRackExpert:
             """Open fingers slide off the rim outward (along the edge -> hand direction)."""
             p, r = self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side))
             out = self._once(f"{key}_out", lambda: -_unit(np.array([*u_right()[:2], 0.0])))
-            return p + 0.08 * out + np.array([0, 0, 0.01]), r
+            return self.emb.workspace[side].clip(p + 0.08 * out + np.array([0, 0, 0.01])), r
 
         def rise() -> Pose:
             """Up, clear of the plates' tops, before moving back over the rack."""
@@ -312,7 +323,8 @@ class DishRackExpert:
             Stage(f"{key}_approach", grip(0.0), pre, speed=0.4, max_s=3.0),
             Stage(f"{key}_pinch", lambda: self._once(f"{key}_at", grip(0.0)), g, min_s=0.7, hand_blend_s=0.5),
             Stage(f"{key}_hold", lambda: self._once(f"{key}_at", grip(0.0)), g, max_s=6.0, done=left_away, hand_blend_s=0.01),
-            Stage(f"{key}_raise", raise_(0.02), g, min_s=1.0, speed=0.3, hand_blend_s=0.01),
+            Stage(f"{key}_raise", raise_(RAISE), g, speed=0.2, hand_blend_s=0.01),
+            Stage(f"{key}_settle_swing", raise_(RAISE), g, min_s=1.2, hand_blend_s=0.01),
             Stage(f"{key}_over", over_slot(PEG_H + 0.025), g, speed=0.5, max_s=4.0, hand_blend_s=0.01),
             Stage(f"{key}_lower", over_slot(SLOT_CLEARANCE), g, speed=0.25, max_s=3.0, tol_pos=0.004, hand_blend_s=0.01),
             Stage(f"{key}_release", lambda: self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side)), pre,
