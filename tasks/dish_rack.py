@@ -27,7 +27,7 @@ hands at handover and would need the G1's short arms to reach further), 0.2 kg, 
 primitives: a foot (a 3.5 cm radius, 6 mm high cylinder), a 3 mm base disc of 5.5 cm radius and a
 rim of 16 box segments, 3 mm thick, rising 26 degrees from the base to the edge, which lies 2 cm
 above the table: a thumb gets under it. The rack is fixed to the table (a dish rack full of
-plates does not slide); its slots are 2.6 cm wide between peg surfaces (a plate's rim profile is
+plates does not slide); its slots are 3 cm wide between peg surfaces (a plate's rim profile is
 2.1 cm deep), 8 cm apart, and its 10 cm pegs hold a plate within about 10 degrees of upright.
 
 Version history:
@@ -67,7 +67,7 @@ RIM_SEGMENTS = 16
 PLATE_MASS = (0.03, 0.08, 0.09)  # foot, base, rim (kg): 0.2 kg in all
 RACK_BASE_HALF = (0.12, 0.075, 0.004)  # the rack's base plate (half sizes, m)
 SLOT_DX = (-0.08, 0.0, 0.08)  # slot centres along x from the rack centre
-SLOT_HALF_GAP = 0.016  # peg-row axes at +-this along x from a slot's centre
+SLOT_HALF_GAP = 0.018  # peg-row axes at +-this along x from a slot's centre
 PEG_R = 0.003
 PEG_H = 0.10  # above the base plate's top
 PEG_DY = (-0.045, 0.045)  # pegs of a row along y from the rack centre

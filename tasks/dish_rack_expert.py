@@ -284,12 +284,12 @@ class DishRackExpert:
 
             return target
 
-        def over_slot(h: float) -> Callable[[], Pose]:
+        def over_slot(h: float, fix: str = "fix") -> Callable[[], Pose]:
             """Closed loop on the plate's lowest point (it may turn in the pinch): the wrist moves by
             the remaining error of that point, in the upright orientation."""
 
             def target() -> Pose:
-                _, r = self._once(f"{key}_fix", lambda: self._upright_fix(side, i))
+                _, r = self._once(f"{key}_{fix}", lambda: self._upright_fix(side, i))
                 goal = task.slot_center(i) + np.array([SLOT_EDGE_DX, 0.0, h])
                 p, _ = self.env.commanded_wrist_pose(side)
                 return p + (goal - self._lowest(i)), r
@@ -325,8 +325,9 @@ class DishRackExpert:
             Stage(f"{key}_hold", lambda: self._once(f"{key}_at", grip(0.0)), g, max_s=6.0, done=left_away, hand_blend_s=0.01),
             Stage(f"{key}_raise", raise_(RAISE), g, speed=0.2, hand_blend_s=0.01),
             Stage(f"{key}_settle_swing", raise_(RAISE), g, min_s=1.2, hand_blend_s=0.01),
-            Stage(f"{key}_over", over_slot(PEG_H + 0.025), g, speed=0.5, max_s=4.0, hand_blend_s=0.01),
-            Stage(f"{key}_lower", over_slot(SLOT_CLEARANCE), g, speed=0.25, max_s=3.0, tol_pos=0.004, hand_blend_s=0.01),
+            Stage(f"{key}_over", over_slot(PEG_H + 0.025), g, speed=0.35, max_s=4.0, hand_blend_s=0.01),
+            Stage(f"{key}_align", over_slot(PEG_H + 0.025, "fix2"), g, min_s=0.8, speed=0.3, max_s=3.0, hand_blend_s=0.01),
+            Stage(f"{key}_lower", over_slot(SLOT_CLEARANCE, "fix2"), g, speed=0.25, max_s=3.0, tol_pos=0.004, hand_blend_s=0.01),
             Stage(f"{key}_release", lambda: self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side)), pre,
                   min_s=0.8, hand_blend_s=0.7),
             Stage(f"{key}_back", back_off, self._hand(side, "open"), speed=0.5, max_s=2.0),
