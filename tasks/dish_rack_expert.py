@@ -45,11 +45,11 @@ RIM_BELOW = 0.012  # and this far below the edge's mid-surface, along the face n
 PIVOT_STEP_DEG = 15.0
 GRIP_PITCH_DEG = 40.0  # the hand pitched so its fingers rise toward the plate's centre: the thumb gets under the rim
 STAND_DEG = 88.0  # tip the plate up this far about its far edge
-HANDOVER_XY = (0.44, 0.09)  # where the left hand stands the plate for the handover (rig frame)
+HANDOVER_XY = (0.44, 0.12)  # where the left hand stands the plate for the handover (rig frame)
 CARRY_LIFT = 0.045
 RAISE = 0.12  # the right hand lifts the plate this far before carrying it (it swings to hang below the grip)  # the left hand carries the upright plate this high (its lowest point, m)
 RIGHT_GRIP_DEG = 70.0  # the right hand's grip point, degrees from the plate's top toward its right
-SIDE_WAYPOINT = 0.14  # the right hand's approach waypoint, this far right of its grip pose (m)
+SIDE_WAYPOINT = 0.05  # the right hand's approach waypoint, this far right of its grip pose (m)
 SLOT_CLEARANCE = 0.006
 CLEAR_ABOVE = 0.2  # the right hand's wrist rises this far above a standing plate's top before leaving the rack
 MAX_RETRIES = 2  # a plate the left hand drops before the handover is picked again this often
@@ -137,8 +137,10 @@ class DishRackExpert:
         return lambda: self.pose[side][name]
 
     def _home(self, side: str) -> Pose:
-        p, r = self.env.commanded_wrist_pose(side)
-        return np.asarray(self.emb.home_wrist_pos[side], dtype=np.float64) + np.array([0, 0, 0.03]), r
+        """A resting pose a little outside the home position (clear of the handover point)."""
+        _, r = self.env.commanded_wrist_pose(side)
+        out = 0.06 if side == SIDES[0] else -0.06
+        return self.emb.workspace[side].clip(np.asarray(self.emb.home_wrist_pos[side]) + np.array([0, out, 0.03])), r
 
     def _grip_rotation(self, side: str, u: NDArray[np.float64], n: NDArray[np.float64]) -> NDArray[np.float64]:
         """Wrist rotation for a rim pinch: palm toward face normal `n`'s side (palm normal -n), the
@@ -225,7 +227,7 @@ class DishRackExpert:
 
         def away() -> Pose:
             p, r = self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side))
-            return p + np.array([0.0, 0.06, 0.05]) + 0.05 * r[:, 2] * -1, r
+            return self.emb.workspace[side].clip(p + np.array([0.0, 0.12, 0.08]) - 0.05 * r[:, 2]), r
 
         def right_holds() -> bool:
             return self.scripts["right"].at(f"R{i}_hold")
@@ -268,8 +270,14 @@ class DishRackExpert:
             return lambda: self._rim_grip(side, i, u_right(), lift)
 
         def side_of(target: Callable[[], Pose]) -> Callable[[], Pose]:
-            """A waypoint to the right of `target`: the hand comes round the plate, not through it."""
-            return lambda: (target()[0] + np.array([0.0, -SIDE_WAYPOINT, 0.06]), target()[1])
+            """A waypoint right of and above `target`, higher than the plates standing in the rack:
+            the hand comes round the handed-over plate and over the rack, not through either."""
+
+            def waypoint() -> Pose:
+                p, r = target()
+                return np.array([p[0], p[1] - SIDE_WAYPOINT, max(p[2], TABLE_HEIGHT + 2 * PLATE_R + 0.12)]), r
+
+            return waypoint
 
         def left_at_handover() -> bool:
             return self.scripts["left"].at(f"L{i}_hold")
