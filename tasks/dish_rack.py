@@ -71,6 +71,8 @@ SLOT_HALF_GAP = 0.018  # peg-row axes at +-this along x from a slot's centre
 PEG_R = 0.003
 PEG_H = 0.10  # above the base plate's top
 PEG_DY = (-0.045, 0.045)  # pegs of a row along y from the rack centre
+PAD_TORSION = 0.01  # torsional friction of plate contacts (m)
+PAD_ROLLING = 0.003  # rolling friction of plate contacts (m)
 LIFT = 0.03  # lift of the plate's lowest point that counts as picked (m)
 UPRIGHT_DEG = 25.0  # a plate in the rack stands within this of upright
 REST_SPEED = 0.05
@@ -110,6 +112,10 @@ class DishRack(Task):
         spec.add_material(name="rack", rgba=[0.6, 0.62, 0.66, 1])
         wb = spec.worldbody
         friction = [1.0, 0.005, 0.0001]
+        # Plates: soft contacts with torsional and rolling friction (condim 6), standing in for the
+        # area of a finger pad on a rim; with point contacts a thin rim pinched by two fingertips
+        # turns freely about the pinch, which no real grip on a plate does.
+        plate_friction = [1.0, PAD_TORSION, PAD_ROLLING]
         box, cyl = mujoco.mjtGeom.mjGEOM_BOX, mujoco.mjtGeom.mjGEOM_CYLINDER
 
         rack = wb.add_body(name="dish_rack", pos=[0.5, -0.22, TABLE_HEIGHT])
@@ -131,9 +137,9 @@ class DishRack(Task):
             plate = wb.add_body(name=f"plate{i}", pos=[0.4, 0.1 + 0.2 * i, TABLE_HEIGHT])
             plate.add_freejoint(name=f"plate{i}_free")
             plate.add_geom(name=f"plate{i}_foot", type=cyl, size=[FOOT_R, FOOT_H / 2, 0], pos=[0, 0, FOOT_H / 2],
-                           mass=PLATE_MASS[0], material="plate", friction=friction)
+                           mass=PLATE_MASS[0], material="plate", friction=plate_friction, condim=6)
             plate.add_geom(name=f"plate{i}_base", type=cyl, size=[BASE_R, BASE_T / 2, 0], pos=[0, 0, _RIM_Z0],
-                           mass=PLATE_MASS[1], material="plate", friction=friction)
+                           mass=PLATE_MASS[1], material="plate", friction=plate_friction, condim=6)
             for k in range(RIM_SEGMENTS):
                 a = 2 * math.pi * k / RIM_SEGMENTS
                 q_yaw = np.array([math.cos(a / 2), 0, 0, math.sin(a / 2)])
@@ -142,7 +148,7 @@ class DishRack(Task):
                 mujoco.mju_mulQuat(q, q_yaw, q_tilt)
                 plate.add_geom(name=f"plate{i}_rim{k}", type=box, size=[slant / 2, half_chord, RIM_T / 2],
                                pos=[r_mid * math.cos(a), r_mid * math.sin(a), z_mid], quat=q.tolist(),
-                               mass=PLATE_MASS[2] / RIM_SEGMENTS, material="plate_rim", friction=friction)
+                               mass=PLATE_MASS[2] / RIM_SEGMENTS, material="plate_rim", friction=plate_friction, condim=6)
 
     def bind(self, model: mujoco.MjModel, rig: RigHandles, embodiment: Embodiment) -> None:
         self._q, self._v, self._body = [], [], []
