@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 RIM_INSET = 0.005  # the pinch point lies this far inside the edge (m)
 RIM_BELOW = 0.012  # and this far below the edge's mid-surface, along the face normal: the thumb closes under the rim
 PIVOT_STEP_DEG = 15.0
-GRIP_PITCH_DEG = 40.0  # the hand pitched so its fingers rise toward the plate's centre: the thumb gets under the rim
+GRIP_ELEV_DEG = 71.0  # the thumb -> fingers direction rises this far out of the plate's plane: thumb under the rim, fingers on it
 STAND_DEG = 88.0  # tip the plate up this far about its far edge
 HANDOVER_XY = (0.44, 0.12)  # where the left hand stands the plate for the handover (rig frame)
 CARRY_LIFT = 0.045
@@ -72,7 +72,6 @@ class DishRackExpert:
         self.env = env
         self.task: DishRack = env.task
         self.emb = env.embodiment
-        self.geo = {s: GraspGeometry.measure(self.emb, s) for s in SIDES}
         self.pose = {}
         for s in SIDES:
             lim = self.emb.joint_limits(s)
@@ -83,6 +82,7 @@ class DishRackExpert:
                 "pre_pinch": pre,
                 "grip": np.clip(pinch + 0.5 * (pinch - pre), lim[:, 0], lim[:, 1]),
             }
+        self.geo = {s: GraspGeometry.measure(self.emb, s) for s in SIDES}
         self.reset()
 
     # ------------------------------------------------------------------ policy API
@@ -161,7 +161,9 @@ class DishRackExpert:
         e = o + RIM_Z * n
         u = _unit(u - (u @ n) * n)
         point = e - (PLATE_R - RIM_INSET) * u - RIM_BELOW * n + lift * n
-        r = axis_angle_to_matrix(np.cross(u, n), np.radians(GRIP_PITCH_DEG)) @ self._grip_rotation(side, u, n)
+        a = self.geo[side].pinch_axis
+        pitch = np.radians(GRIP_ELEV_DEG) - np.arctan2(-a[2], np.hypot(a[0], a[1]))  # the palm faces -n
+        r = axis_angle_to_matrix(np.cross(u, n), pitch) @ self._grip_rotation(side, u, n)
         return wrist_for_point(point, r, self.geo[side].pinch_point)
 
     def _lowest(self, i: int) -> NDArray[np.float64]:
