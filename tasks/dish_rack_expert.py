@@ -40,10 +40,11 @@ from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, bimanu
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
 
-RIM_INSET = 0.005  # the pinch point lies this far inside the edge (m)
-RIM_BELOW = 0.012  # and this far below the edge's mid-surface, along the face normal: the thumb closes under the rim
+RIM_INSET = 0.012  # the pinch point lies this far inside the edge (m)
+RIM_BELOW = 0.016  # and this far below the edge's mid-surface, along the face normal: the thumb closes under the rim
 PIVOT_STEP_DEG = 15.0
-GRIP_ELEV_DEG = 71.0  # the thumb -> fingers direction rises this far out of the plate's plane: thumb under the rim, fingers on it
+GRIP_ELEV_DEG = 80.0  # at most this steep: the thumb -> fingers direction out of the plate's plane (thumb under the rim)
+ELEV_MARGIN_DEG = 5.0  # below the steepest pinch the wrist's workspace allows at the table
 STAND_DEG = 88.0  # tip the plate up this far about its far edge
 HANDOVER_XY = (0.44, 0.12)  # where the left hand stands the plate for the handover (rig frame)
 CARRY_LIFT = 0.045
@@ -153,18 +154,39 @@ class DishRackExpert:
         c, s = np.cos(-phi), np.sin(-phi)
         return r0 @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
 
-    def _rim_grip(self, side: str, i: int, u: NDArray[np.float64], lift: float = 0.0) -> Pose:
+    def _rim_grip(self, side: str, i: int, u: NDArray[np.float64], lift: float = 0.0, elev: float = GRIP_ELEV_DEG) -> Pose:
         """Wrist pose pinching plate i's rim at the edge point opposite `u` (in-plane, edge -> centre),
-        offset by `lift` along the face normal (an approach from the face's side)."""
+        offset by `lift` along the face normal (an approach from the face's side), the pinch axis
+        rising `elev` degrees out of the plate's plane."""
         o, rot = self.task.plate_pose(self.env.data, i)
         n = rot[:, 2]
         e = o + RIM_Z * n
         u = _unit(u - (u @ n) * n)
         point = e - (PLATE_R - RIM_INSET) * u - RIM_BELOW * n + lift * n
         a = self.geo[side].pinch_axis
-        pitch = np.radians(GRIP_ELEV_DEG) - np.arctan2(-a[2], np.hypot(a[0], a[1]))  # the palm faces -n
+        pitch = np.radians(elev) - np.arctan2(-a[2], np.hypot(a[0], a[1]))  # the palm faces -n
         r = axis_angle_to_matrix(np.cross(u, n), pitch) @ self._grip_rotation(side, u, n)
         return wrist_for_point(point, r, self.geo[side].pinch_point)
+
+    def _grip_elevation(self) -> float:
+        """The pinch elevation for this hand: as steep as the wrist can go while pinching a plate's
+        rim on the table (the workspace's floor), less ELEV_MARGIN_DEG, and at most GRIP_ELEV_DEG.
+
+        Steeper puts the thumb further under the rim; a wrist clipped above its target would leave
+        the fingertips above the rim. Measured once on the hand model and workspace (plates lie flat
+        at reset), the same for both hands and all plates.
+        """
+
+        def z(elev: float) -> float:
+            return float(self._rim_grip("left", 0, _X, 0.0, elev)[0][2])
+
+        low, lo, hi = self.emb.workspace["left"].low[2], 0.0, 90.0
+        if z(hi) >= low:
+            return min(GRIP_ELEV_DEG, hi - ELEV_MARGIN_DEG)
+        for _ in range(30):  # the wrist's height falls as the pinch steepens
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if z(mid) >= low else (lo, mid)
+        return min(GRIP_ELEV_DEG, lo - ELEV_MARGIN_DEG)
 
     def _lowest(self, i: int) -> NDArray[np.float64]:
         b = self.task._body[i]
@@ -194,7 +216,7 @@ class DishRackExpert:
         u_near = np.array([1.0, 0.0, 0.0])  # from the near edge toward the centre
 
         def grip(lift: float) -> Callable[[], Pose]:
-            return lambda: self._rim_grip(side, i, u_near, lift)
+            return lambda: self._rim_grip(side, i, u_near, lift, self._once("elev", self._grip_elevation))
 
         def pivot(k: int) -> Callable[[], Pose]:
             def compute() -> Pose:
@@ -269,7 +291,7 @@ class DishRackExpert:
             return -(np.cos(a) * up + np.sin(a) * right)
 
         def grip(lift: float) -> Callable[[], Pose]:
-            return lambda: self._rim_grip(side, i, u_right(), lift)
+            return lambda: self._rim_grip(side, i, u_right(), lift, self._once("elev", self._grip_elevation))
 
         def side_of(target: Callable[[], Pose]) -> Callable[[], Pose]:
             """A waypoint right of and above `target`, higher than the plates standing in the rack:
