@@ -16,7 +16,8 @@ Rubric (additive, EgoScale G1-b: per plate 0.11 each, total 0.99), for plate i i
   its lowest point lies inside a rack slot: between the slot's two peg rows, within the pegs' span
   along the rack and below the pegs' tops.
 Success: every milestone reached and, at the same instant, all three plates in the rack.
-Horizon: 60 s (three pick-handover-place cycles of about 15 s).
+Horizon: 60 s (three pick-handover-place cycles of about 15 s; the left hand fetches the next plate
+while the right hand places the last).
 
 Privileged state (23): per plate (0, 1, 2) its origin (the centre of the foot's underside) pos (3) +
 quat wxyz (4); then the rack's centre xy (2). Slot k's centre lies at the rack centre +
@@ -28,7 +29,10 @@ primitives: a foot (a 3.5 cm radius, 6 mm high cylinder), a 3 mm base disc of 5.
 rim of 16 box segments, 3 mm thick, rising 26 degrees from the base to the edge, which lies 2 cm
 above the table: a thumb gets under it. The rack is fixed to the table (a dish rack full of
 plates does not slide); its slots are 3 cm wide between peg surfaces (a plate's rim profile is
-2.1 cm deep), 8 cm apart, and its 10 cm pegs hold a plate within about 10 degrees of upright.
+2.1 cm deep), 8 cm apart, and its 10 cm pegs hold a plate within about 15 degrees of upright.
+Plate contacts have torsional (1 cm) and rolling (3 mm) friction (condim 6): a finger pad has area,
+a capsule fingertip does not, and with point contacts two fingertips on a thin rim are a hinge
+about which the plate turns freely (no real pinch on a plate does; the handover then failed).
 
 Version history:
 - v0: first version.

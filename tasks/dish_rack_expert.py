@@ -1,26 +1,27 @@
 """Scripted expert for dish_rack, written once against semantic handles (any embodiment).
 
-One rim grasp serves both hands: a pinch whose palm faces the plate's eating face, the hand yawed
-(by the pinch axis measured on the hand model) so that the thumb -> fingers direction points from
-the edge toward the plate's centre, and pitched 40 degrees (fingers toward the face) so the thumb
-closes under the edge while the fingers press on the rim's inner slope; the grip target lies past
-the pinch pose (the rim is thinner than what the pinch pose was made for).
+One rim grasp serves both hands: a pinch whose palm faces the plate's eating face, yawed (by the
+pinch axis measured on the hand model, `GraspGeometry`) so that the thumb -> fingers direction
+points from the edge toward the plate's centre, and pitched so that direction rises steeply out of
+the plate's plane: the thumb closes under the edge, the fingers on the rim's inner slope. The
+steepness is measured, not named: as steep as the wrist's workspace lets the hand reach a rim on
+the table, less 5 degrees, at most 80 (about 71 degrees on Dex3, 52 on Sharpa Wave, whose thick
+fingertips need a flatter hand). The grip target lies past the pinch pose (the rim is thinner than
+what the pinch pose was made for).
 
-Per plate (in order 0, 1, 2), the left hand pinches the plate's near rim (the edge nearest the
-robot) from above and stands the plate up by pivoting it about its far edge, which stays on the
-table (closed loop, 15 degrees a step, from where the plate really is), so the grip never carries
-the plate's weight at a lever arm. It lifts the upright plate (face toward +x, as the rack's slots
-want it) and carries it to the handover point in front of the robot. The right hand pinches the
-plate's right-hand rim the same way (coming round the plate through a waypoint on its right, then
-along the face normal), the left opens and backs away; the plate may swing in the right hand. The
-right hand turns the plate upright (face toward +x) once, then carries it over slot i (nearest slot
-first: the hand works on the plate's far side) and lowers it, closed loop on the plate's lowest
-point, into the slot, opens and backs off. Meanwhile the left hand fetches the next plate and waits
-with it until the right hand is free.
-
-Status (v0, work in progress): picks and handovers mostly work on both hands; standing the plate
-in a slot often fails (the plate turns in the pinch and lands on a peg row), so full success is
-still far below the 80 % target (see tests/test_task_dish_rack.py).
+Per plate (in order 0, 1, 2) the left hand pinches the plate's near rim from above and stands it up
+by pivoting it about its far edge, which stays on the table (closed loop, 15 degrees a step, from
+where the plate really is), so the grip never carries the plate at a lever arm. It lifts the
+upright plate 4.5 cm (face toward +x, as the rack's slots want it), carries it slowly to the
+handover point and stands it on its edge there: a thin rim pinched by two fingertips is a hinge,
+and the table holds the plate still for the other hand. The right hand comes round the plate
+(through a waypoint above and right of its grasp, clear of the rack) and pinches the plate's rim
+70 degrees from its top the same way; the left opens and backs away. The right hand lifts the plate
+12 cm, lets it swing to hang under the grip, turns it upright (face toward +x), carries it over slot
+i (nearest slot first: the hand works on the plate's far side), turns it upright again, lowers it,
+closed loop on the plate's lowest point, into the slot, opens, slides off the rim, rises above the
+rack and goes back. Meanwhile the left hand fetches the next plate and waits with it until the
+right hand is free. A plate the left hand drops before the handover is picked again (twice at most).
 """
 
 from __future__ import annotations
@@ -34,28 +35,27 @@ from numpy.typing import NDArray
 from egosim.embodiment import SIDES
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import TABLE_HEIGHT
-from egosim.tasks.dish_rack import BASE_R, N_PLATES, PEG_H, PLATE_R, RIM_Z, DishRack, _RIM_Z0
+from egosim.tasks.dish_rack import N_PLATES, PEG_H, PLATE_R, RIM_Z, DishRack
 from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, bimanual_action, wrist_for_point
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
 
 RIM_INSET = 0.012  # the pinch point lies this far inside the edge (m)
-RIM_BELOW = 0.016  # and this far below the edge's mid-surface, along the face normal: the thumb closes under the rim
+RIM_BELOW = 0.016  # and this far below the edge's mid-surface (along the face normal): thumb under the rim
 PIVOT_STEP_DEG = 15.0
-GRIP_ELEV_DEG = 80.0  # at most this steep: the thumb -> fingers direction out of the plate's plane (thumb under the rim)
+GRIP_ELEV_DEG = 80.0  # at most this steep: the thumb -> fingers direction out of the plate's plane
 ELEV_MARGIN_DEG = 5.0  # below the steepest pinch the wrist's workspace allows at the table
 STAND_DEG = 88.0  # tip the plate up this far about its far edge
 HANDOVER_XY = (0.44, 0.12)  # where the left hand stands the plate for the handover (rig frame)
-CARRY_LIFT = 0.045
-RAISE = 0.12  # the right hand lifts the plate this far before carrying it (it swings to hang below the grip)  # the left hand carries the upright plate this high (its lowest point, m)
+CARRY_LIFT = 0.045  # the left hand carries the upright plate this high (its lowest point, m)
+RAISE = 0.12  # the right hand lifts the plate this far first (it swings to hang below the grip)
 RIGHT_GRIP_DEG = 70.0  # the right hand's grip point, degrees from the plate's top toward its right
 SIDE_WAYPOINT = 0.05  # the right hand's approach waypoint, this far right of its grip pose (m)
-SLOT_CLEARANCE = 0.006
-CLEAR_ABOVE = 0.2  # the right hand's wrist rises this far above a standing plate's top before leaving the rack
+SLOT_CLEARANCE = 0.006  # the plate's lowest point above the rack base when released
+SLOT_EDGE_DX = 0.005  # the edge goes this far past the slot's centre (the rim slopes back from it)
+CLEAR_ABOVE = 0.2  # the right wrist rises this far above a standing plate's top before leaving the rack
 MAX_RETRIES = 2  # a plate the left hand drops before the handover is picked again this often
-SLOT_EDGE_DX = 0.005  # the edge goes this far past the slot's centre along the face normal: the rim slopes back from it  # the plate's lowest point above the rack base when released
-_SLOPE = np.arctan2(RIM_Z - _RIM_Z0, PLATE_R - BASE_R)
 _Z = np.array([0.0, 0.0, 1.0])
 _X = np.array([1.0, 0.0, 0.0])
 
