@@ -2,8 +2,8 @@
 
 Predicates (default suite): a plate standing in a rack slot counts as in the rack, one lying flat in
 the rack does not, nor one standing outside the rack or lifted without a hand. Expert (default
-suite): pick and handover of plate 0 on evaluation state 0 per embodiment; slow: a full solve of state 0
-(xfail while the expert is below target) and >= 80% over all 50 states.
+suite, one episode per hand): pick and handover of plate 0 and a full solve of evaluation state 0
+(xfail on Sharpa Wave, where the expert is still below target); slow: >= 80% over all 50 states.
 """
 
 from __future__ import annotations
@@ -121,21 +121,34 @@ def _report(records: list[dict]) -> str:
     )
 
 
+_STATE0: dict[str, dict] = {}
+
+
+def _state0(embodiment: str) -> dict:
+    """The expert's episode on evaluation state 0, played once per hand for the tests below."""
+    if embodiment not in _STATE0:
+        _STATE0[embodiment] = _play(embodiment, [0])[0]
+    return _STATE0[embodiment]
+
+
 @pytest.mark.parametrize("embodiment", EMBODIMENTS)
 def test_expert_picks_and_hands_over_a_plate(embodiment: str) -> None:
-    """What the expert does reliably today on both hands (evaluation state 0): the left hand picks
-    plate 0 up and hands it to the right hand (both milestones need real hand contact and lift)."""
-    records = _play(embodiment, [0])
-    assert all(r["milestones"]["plate0_picked"] and r["milestones"]["plate0_transferred"] for r in records), _report(records)
-    assert not any(r["sim_unstable"] or r["mujoco_warnings"] for r in records)
+    """What the expert does on both hands (evaluation state 0): the left hand picks plate 0 up and
+    hands it to the right hand (both milestones need real hand contact and lift)."""
+    r = _state0(embodiment)
+    assert r["milestones"]["plate0_picked"] and r["milestones"]["plate0_transferred"], _report([r])
+    assert not (r["sim_unstable"] or r["mujoco_warnings"])
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(reason="work in progress: the expert does not yet stand all three plates in the rack", strict=False)
-@pytest.mark.parametrize("embodiment", EMBODIMENTS)
+_WIP = pytest.mark.xfail(reason="work in progress: on Sharpa Wave the plate turns in the pinch and misses the slot",
+                         strict=False)
+
+
+@pytest.mark.parametrize("embodiment", [pytest.param(e, marks=_WIP) if e == "sharpa_wave" else e for e in EMBODIMENTS])
 def test_expert_solves_an_evaluation_state(embodiment: str) -> None:
-    records = _play(embodiment, [0])
-    assert all(r["success"] for r in records), _report(records)
+    """End to end on evaluation state 0: all three plates upright in the rack at one instant."""
+    r = _state0(embodiment)
+    assert r["success"], _report([r])
 
 
 @pytest.mark.slow
