@@ -11,11 +11,14 @@ from egosim.env import EgosimEnv
 from egosim.errors import InvalidChoiceError
 from egosim.task import Task
 from egosim.tasks.card_sort import CardSort
+from egosim.tasks.dish_rack import DishRack
 from egosim.tasks.pen_in_bin import PenInBin
 from egosim.tasks.syringe_transfer import SyringeTransfer
 from egosim.tasks.tong_transfer import TongTransfer
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PenInBin, CardSort, TongTransfer, SyringeTransfer)}
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (PenInBin, CardSort, TongTransfer, SyringeTransfer, DishRack)
+}
 
 
 def task_names(tag: str | None = None) -> tuple[str, ...]:
