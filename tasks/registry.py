@@ -10,9 +10,11 @@ from egosim.embodiment import embodiment_names, get_embodiment
 from egosim.env import EgosimEnv
 from egosim.errors import InvalidChoiceError
 from egosim.task import Task
+from egosim.tasks.bottle_uncap import BottleUncap
 from egosim.tasks.pen_in_bin import PenInBin
+from egosim.tasks.water_bottle_uncap import WaterBottleUncap
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PenInBin,)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PenInBin, BottleUncap, WaterBottleUncap)}
 
 
 def task_names(tag: str | None = None) -> tuple[str, ...]:

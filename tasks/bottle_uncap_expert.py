@@ -1,0 +1,312 @@
+"""Scripted expert for bottle_uncap and water_bottle_uncap, written once against semantic handles.
+
+Left hand: holds the bottle from the side with the `claw` grasp turned on its side (palm toward the
+bottle from the left, fingers forward, the hand's width vertical): the fingertips close on the
+bottle's front and the thumb on its back, the claw centre (measured on the hand model) on the
+bottle's axis, a little below mid-height. It holds the bottle for the rest of the episode, so the
+twisting hand cannot turn or tip it.
+
+Right hand: turns the cap from above in cycles, as a person does with fingertips: palm down, the
+pinch point (measured by forward kinematics) on the cap's axis, the fingertips' lowest point 3 mm
+above the skirt's lower edge; close the pinch, twist the wrist counter-clockwise by `TWIST_DEG` about
+the cap's axis (the wrist orbits the axis in small steps, rising with the thread), open, turn back
+with the hand open, re-centre on the cap (closed loop: where the cap is now) and grip again. After
+the twist in which the thread lets go (read from privileged state: the thread's engaged flag), it
+keeps the pinch, lifts the cap off the neck, carries it to a spot on the table to the right of the
+bottle, lowers it until its rim is just above the table, opens and lifts the hand away.
+
+Everything moves through physics: the wrists follow speed-limited targets, the fingers squeeze;
+the expert never touches the thread's equality (the mechanism switches it, see tasks/screw_cap.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import mujoco
+import numpy as np
+from numpy.typing import NDArray
+
+from egosim.embodiment import SIDES, Embodiment
+from egosim.geometry import axis_angle_to_matrix
+from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
+from egosim.tasks.screw_cap import CAP_ROOF, CAP_SEAT_GAP, PITCH
+from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, bimanual_action, wrist_for_point
+
+if TYPE_CHECKING:
+    from egosim.env import EgosimEnv
+    from egosim.tasks.screw_cap import ScrewCapTask
+
+TWIST_DEG = 160.0  # one twist of the cap hand; the hand turns back the same way with the fingers open
+TWIST_SPEED = 0.7  # twisting speed, fraction of the wrist's rotation limit
+TIP_ABOVE_SKIRT = 0.003  # fingertips' lowest point above the cap skirt's lower edge (m)
+GRIP_FRACTION = 0.45  # bottle grip height as a fraction of the body height
+MIN_GRIP_H = 0.065  # ... but at least this high, so the hand's lower edge clears the table
+PALM_GAP = 0.0  # palm to bottle surface in the side claw (m)
+PLACE_OFFSET = np.array([0.0, -0.11, 0.0])  # where the cap goes, relative to the bottle (rig frame)
+SIDE_CLAW_MAT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # palm -y, fingers +x, width up
+
+
+def power_axis_point(emb: Embodiment, side: str) -> NDArray[np.float64]:
+    """Where a cylinder's axis sits in a `power` grasp (wrist frame), measured by forward kinematics:
+    halfway between the palm centre and the mean of the non-thumb fingertips, which wrap around it.
+
+    On both hands this lies within 7 mm of where a 30-38 mm bottle settles in the closed hand; the
+    `claw` centre (meant for top-down grasps) put the bottle 2.5 cm too far out on the Sharpa hand,
+    and the closing fingers shoved and tipped it.
+    """
+    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
+    data = mujoco.MjData(model)
+    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
+    data.qpos[qadr] = emb.grasp_pose("power", side)
+    mujoco.mj_kinematics(model, data)
+    wrist = model.site(emb.wrist_site).id
+    r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
+    local = {s: r.T @ (data.site_xpos[model.site(s).id] - p) for s in emb.fingertip_sites[1:] + (emb.palm_site,)}
+    tips = np.mean([local[s] for s in emb.fingertip_sites[1:]], axis=0)
+    return 0.5 * (local[emb.palm_site] + tips)
+
+
+def pinch_center_profile(emb: Embodiment, side: str, partners_tol: float = 0.035) -> NDArray[np.float64]:
+    """Midpoint between the thumb tip and its pinch partners' tips (wrist frame) at the 41 closing
+    steps of `GraspGeometry.pinch_gap`: where an object's axis must be for the closing pinch to meet
+    it from both sides at once (the index sweeps an arc, so this is not the final meeting point)."""
+    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
+    data = mujoco.MjData(model)
+    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
+    wrist = model.site(emb.wrist_site).id
+    thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
+    pre, pinch = emb.grasp_pose("pre_pinch", side), emb.grasp_pose("pinch", side)
+
+    def tips(q: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+        data.qpos[:] = 0
+        data.qpos[qadr] = q
+        mujoco.mj_kinematics(model, data)
+        r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
+        return {s: r.T @ (data.site_xpos[model.site(s).id] - p) for s in emb.fingertip_sites}
+
+    closed = tips(pinch)
+    partners = [f for f in fingers if np.linalg.norm(closed[f] - closed[thumb]) < partners_tol] or [fingers[0]]
+    out = []
+    for a in np.linspace(0.0, 1.0, 41):
+        t = tips(pre + a * (pinch - pre))
+        out.append(0.5 * (t[thumb] + np.mean([t[f] for f in partners], axis=0)))
+    return np.array(out)
+
+
+def _rz(angle: float) -> NDArray[np.float64]:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _yaw_of(rot: NDArray[np.float64]) -> float:
+    """Yaw of a palm-down wrist rotation relative to the home pose."""
+    m = rot @ HOME_WRIST_MAT.T
+    return math.atan2(m[1, 0], m[0, 0])
+
+
+class BottleUncapExpert:
+    """Privileged-state expert; `act` returns a one-step chunk (1, action_dim)."""
+
+    embodiments: tuple[str, ...] = ()
+
+    def __init__(self, env: EgosimEnv) -> None:
+        self.env = env
+        self.task: ScrewCapTask = env.task  # type: ignore[assignment]
+        self.emb = env.embodiment
+        self.geo = {s: GraspGeometry.measure(self.emb, s) for s in SIDES}
+        self.power_axis = {s: power_axis_point(self.emb, s) for s in SIDES}
+        self.pinch_centers = {s: pinch_center_profile(self.emb, s) for s in SIDES}
+        lim = {s: self.emb.joint_limits(s) for s in SIDES}
+        self.pose = {}
+        for s in SIDES:
+            opened, claw = self.emb.grasp_pose("open", s), self.emb.grasp_pose("claw", s)
+            self.pose[s] = {
+                "open": opened,
+                "pinch": self.emb.grasp_pose("pinch", s),
+                "pre_pinch": self.emb.grasp_pose("pre_pinch", s),
+                "power": np.clip(opened + 1.15 * (self.emb.grasp_pose("power", s) - opened), lim[s][:, 0], lim[s][:, 1]),
+                # Past contact so the fingers squeeze (clipped to the joint limits).
+                "claw": np.clip(opened + 1.25 * (claw - opened), lim[s][:, 0], lim[s][:, 1]),
+            }
+        self.reset()
+
+    # ------------------------------------------------------------------ policy API
+    def reset(self, seed: int | None = None) -> None:
+        self.memo: dict[str, Any] = {}
+        self.cycle = 0
+        self.placing = False
+        self.scripts = {"left": HandScript("left", self._bottle_stages()), "right": HandScript("right", self._approach_stages())}
+
+    def act(self, observation: dict[str, Any]) -> NDArray[np.float64]:
+        env = self.env
+        right = self.scripts["right"]
+        if right.finished and not self.placing:
+            if self.task.cap.engaged(env.data):
+                right.stages += self._cycle_stages(self.cycle)
+                self.cycle += 1
+            else:
+                right.stages += self._place_stages()
+                self.placing = True
+        max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
+        max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
+        parts = {}
+        for side in SIDES:
+            parts[side] = self.scripts[side].step(
+                env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, self.pose[side]["open"]
+            )
+        return bimanual_action(parts)[None, :]
+
+    # ------------------------------------------------------------------ helpers
+    def _once(self, key: str, fn: Callable[[], Any]) -> Any:
+        """Computes a stage's target the first time it is asked for (then it stays fixed)."""
+        if key not in self.memo:
+            self.memo[key] = fn()
+        return self.memo[key]
+
+    def _hand(self, side: str, name: str) -> Callable[[], NDArray[np.float64]]:
+        return lambda: self.pose[side][name]
+
+    def _bottle(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(bottom centre, rotation) of the bottle."""
+        d, b = self.env.data, self.task.cap.bottle_body
+        return d.xpos[b].copy(), d.xmat[b].reshape(3, 3).copy()
+
+    def _cap_axis_point(self) -> NDArray[np.float64]:
+        """The cap's origin (on its axis, at the neck top when seated), world frame."""
+        return self.env.data.xpos[self.task.cap.cap_body].copy()
+
+    # ------------------------------------------------------------------ left hand: hold the bottle
+    def _bottle_stages(self) -> list[Stage]:
+        side, geo = "left", self.geo["left"]
+        rot = SIDE_CLAW_MAT
+
+        def at(offset: float) -> Callable[[], Pose]:
+            def target() -> Pose:
+                shape = self.task.cap.shape
+                assert shape is not None
+                grip_h = max(MIN_GRIP_H, GRIP_FRACTION * shape.height)
+                axis = self.power_axis[side]
+                hand_point = np.array([axis[0], axis[1], geo.palm_center[2] + shape.radius + PALM_GAP])
+                base, _ = self._once("bottle0", self._bottle)
+                point = base + np.array([0.0, offset, grip_h])
+                return wrist_for_point(point, rot, hand_point)
+
+            return target
+
+        hold = at(0.0)
+        return [
+            Stage("beside", at(0.08), self._hand(side, "open"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
+            Stage("in", hold, self._hand(side, "open"), speed=0.4, max_s=2.0),
+            Stage("close", hold, self._hand(side, "power"), min_s=0.8, hand_blend_s=0.6),
+            Stage("hold", hold, self._hand(side, "power"), max_s=1e9, done=lambda: False),
+        ]
+
+    # ------------------------------------------------------------------ right hand: the cap
+    def _pinch_pose(self, yaw: float) -> Pose:
+        """Wrist pose that puts the pinch point on the cap's axis at gripping height, yawed by `yaw`."""
+        geo, shape = self.geo["right"], self.task.cap.shape
+        assert shape is not None
+        rot = _rz(yaw) @ HOME_WRIST_MAT
+        cap = self._cap_axis_point()
+        skirt_bottom = cap[2] + CAP_SEAT_GAP + CAP_ROOF - shape.cap_height
+        point = np.array([cap[0], cap[1], skirt_bottom + TIP_ABOVE_SKIRT])
+        width = 2 * shape.cap_radius
+        k = int(np.argmax(geo.pinch_gap <= width)) if np.any(geo.pinch_gap <= width) else -1
+        hand_point = np.array([*self.pinch_centers["right"][k][:2], geo.reach_at_width(width)])
+        return wrist_for_point(point, rot, hand_point)
+
+    def _orbit(self, yaw_goal: float, rise: bool, speed: float) -> Callable[[], Pose]:
+        """Turns the commanded wrist about the cap's vertical axis toward `yaw_goal`, one control
+        step's worth of rotation at a time at `speed` (a fraction of the wrist's rotation limit), so
+        the position and the rotation stay in step (a straight line between the end poses would cut
+        through the cap); `rise` lifts it with the thread while the pinch holds the cap."""
+        step = speed * 0.9 * self.emb.max_wrist_rot_speed * self.env.control_dt
+
+        def target() -> Pose:
+            p, r = self.env.commanded_wrist_pose("right")
+            pivot = self._cap_axis_point()
+            d = float(np.clip(yaw_goal - _yaw_of(r), -step, step))
+            rz = _rz(d)
+            goal = pivot + rz @ (p - pivot)
+            goal[2] = p[2] + (PITCH * d / (2 * math.pi) if rise else 0.0)
+            return goal, rz @ r
+
+        return target
+
+    def _approach_stages(self) -> list[Stage]:
+        side = "right"
+        start = -math.radians(TWIST_DEG) / 2
+
+        def above() -> Pose:
+            p, r = self._pinch_pose(start)
+            return p + np.array([0.0, 0.0, 0.06]), r
+
+        return [
+            Stage("above", above, self._hand(side, "pre_pinch"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
+            Stage("descend", lambda: self._pinch_pose(start), self._hand(side, "pre_pinch"), speed=0.4, max_s=3.0),
+        ]
+
+    def _cycle_stages(self, k: int) -> list[Stage]:
+        """One turn of the cap: (after the first) open and turn back, then re-centre, grip and twist.
+        `act` appends a cycle while the thread is engaged, so a twist in which it lets go is
+        followed by placing, with the pinch still closed."""
+        side = "right"
+        half = math.radians(TWIST_DEG) / 2
+        grip = self._hand(side, "pinch")
+        opened = self._hand(side, "pre_pinch")
+        align = lambda: self._once(f"align{k}", lambda: self._pinch_pose(-half))  # noqa: E731
+        back: list[Stage] = []
+        if k > 0:
+            hold = lambda: self._once(f"released{k}", lambda: self.env.commanded_wrist_pose(side))  # noqa: E731
+            back = [
+                Stage(f"open{k}", hold, opened, min_s=0.3, hand_blend_s=0.25),
+                Stage(f"back{k}", self._orbit(-half, rise=False, speed=1.0), opened, max_s=3.0),
+            ]
+        return [
+            *back,
+            Stage(f"align{k}", align, opened, speed=0.4, max_s=1.5, tol_pos=0.002),
+            Stage(f"grip{k}", align, grip, min_s=0.45, hand_blend_s=0.35, max_s=1.0),
+            Stage(f"twist{k}", self._orbit(half, rise=True, speed=TWIST_SPEED), grip, speed=1.0, max_s=3.0, hand_blend_s=0.01),
+        ]
+
+    def _place_stages(self) -> list[Stage]:
+        side = "right"
+        shape = self.task.cap.shape
+        assert shape is not None  # placing starts mid-episode
+        grip = self._hand(side, "pinch")
+        skirt = shape.cap_height - CAP_ROOF - CAP_SEAT_GAP  # cap origin above the skirt's lower edge
+
+        def rel() -> Pose:
+            wp, wr = self.env.wrist_pose(side)
+            return wr.T @ (self._cap_axis_point() - wp), wr
+
+        def lift() -> Pose:
+            p, r = self._once("lift_from", lambda: self.env.commanded_wrist_pose(side))
+            return p + np.array([0.0, 0.0, 0.06]), r
+
+        def over(height: float) -> Callable[[], Pose]:
+            def target() -> Pose:
+                cap_in_wrist, _ = self._once("cap_rel", rel)
+                _, r = lift()
+                base, _ = self._once("bottle_place", self._bottle)
+                goal = np.array([base[0], base[1], TABLE_HEIGHT + skirt + height]) + PLACE_OFFSET
+                return goal - r @ cap_in_wrist, r
+
+            return target
+
+        def away() -> Pose:
+            p, r = self._once("placed", lambda: self.env.commanded_wrist_pose(side))
+            return p + np.array([0.0, 0.0, 0.08]), r
+
+        return [
+            Stage("lift", lift, grip, speed=0.4, max_s=2.0, hand_blend_s=0.01),
+            Stage("carry", over(0.04), grip, speed=0.5, max_s=3.0, hand_blend_s=0.01),
+            Stage("lower", over(0.006), grip, speed=0.3, max_s=2.0, hand_blend_s=0.01),
+            Stage("release", lambda: self._once("placed", lambda: self.env.commanded_wrist_pose(side)),
+                  self._hand(side, "open"), min_s=0.5, hand_blend_s=0.4),
+            Stage("retreat", away, self._hand(side, "open"), speed=0.5),
+            Stage("done", away, self._hand(side, "open"), max_s=1e9, done=lambda: False),
+        ]
