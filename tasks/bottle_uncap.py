@@ -1,7 +1,7 @@
 """Bottle uncap (EgoScale task IV, "Bottle Cap Unscrewing").
 
 Scene: a capped bottle stands on the table in front of the robot, between the hands. One of four
-bottles per initial state (`SHAPES`: a soda bottle, a squat juice bottle, a slim sauce bottle and a
+bottles per initial state (`SHAPES`: a soda bottle, a juice bottle, a slim sauce bottle and a
 wide jar-like bottle), at a random spot in an 8 x 8 cm square and a random yaw.
 Instruction: "Unscrew the cap from the bottle."
 
@@ -26,7 +26,7 @@ Privileged state (20): bottle pos (3) + quat wxyz (4), cap pos (3) + quat (4), t
 thread engaged (1), bottle radius, neck-top height above the bottle's bottom, cap radius, cap
 height (4).
 
-Objects: bottles 30-38 mm in radius, 12-18 cm tall (body), 0.25-0.4 kg with their contents (a half
+Objects: bottles 30-38 mm in radius, 14-16 cm tall (body), 0.25-0.4 kg with their contents (a half
 full soda bottle); caps 15-21 mm in radius, 15-18 mm tall, 6 g. The neck is 1 mm narrower than the
 cap's inner ribs. Materials: friction 1 (rubbery cap, PET bottle).
 
@@ -44,9 +44,9 @@ from egosim.tasks.screw_cap import BottleShape, ScrewCapTask
 
 SHAPES: tuple[BottleShape, ...] = (
     BottleShape("soda", radius=0.033, height=0.15, neck_radius=0.0135, cap_radius=0.0165, cap_height=0.016, mass=0.3),
-    BottleShape("juice", radius=0.036, height=0.12, neck_radius=0.016, cap_radius=0.019, cap_height=0.017, mass=0.35),
+    BottleShape("juice", radius=0.036, height=0.14, neck_radius=0.016, cap_radius=0.019, cap_height=0.017, mass=0.35),
     BottleShape("sauce", radius=0.030, height=0.16, neck_radius=0.0125, cap_radius=0.0155, cap_height=0.015, mass=0.25),
-    BottleShape("jar", radius=0.038, height=0.11, neck_radius=0.018, cap_radius=0.021, cap_height=0.018, mass=0.4),
+    BottleShape("jar", radius=0.038, height=0.14, neck_radius=0.018, cap_radius=0.021, cap_height=0.018, mass=0.4),
 )
 
 
@@ -65,7 +65,7 @@ class BottleUncap(ScrewCapTask):
             Milestone("cap_on_table", 0.2, "cap released, resting on the table"),
         ),
     )
-    horizon_s: ClassVar[float] = 40.0
+    horizon_s: ClassVar[float] = 50.0
     shapes: ClassVar[tuple[BottleShape, ...]] = SHAPES
     initial_states_file: ClassVar[Path] = Path(__file__).parent / "initial_states" / "bottle_uncap-v0.json"
     eval_seed: ClassVar[int] = 20261126

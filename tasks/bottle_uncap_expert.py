@@ -39,10 +39,13 @@ if TYPE_CHECKING:
     from egosim.env import EgosimEnv
     from egosim.tasks.screw_cap import ScrewCapTask
 
-TWIST_DEG = 160.0  # one twist of the cap hand; the hand turns back the same way with the fingers open
-TWIST_SPEED = 0.7  # twisting speed, fraction of the wrist's rotation limit
-TIP_ABOVE_SKIRT = 0.003  # fingertips' lowest point above the cap skirt's lower edge (m)
-GRIP_FRACTION = 0.45  # bottle grip height as a fraction of the body height
+TWIST_DEG = 150.0  # one twist of the cap hand; the hand turns back the same way with the fingers open
+BACK_LIFT = 0.02  # the open hand turns back this far above the cap, so it does not drag it back
+TWIST_SPEED = 0.9  # twisting speed, fraction of the wrist's rotation limit
+TIP_BELOW_SKIRT_MID = 0.002  # the fingertip sites close this far below the middle of the cap's skirt (m)
+GRIP_BELOW_TOP = 0.075  # hold the bottle this far below its shoulder: as high as the thumb, which
+# wraps up over the index finger, stays clear of the cap (a high grip keeps the bottle from tipping)
+PRESS = 0.004  # once closed, the holding hand pushes this far down, keeping the bottle on the table
 MIN_GRIP_H = 0.065  # ... but at least this high, so the hand's lower edge clears the table
 PALM_GAP = 0.0  # palm to bottle surface in the side claw (m)
 PLACE_OFFSET = np.array([0.0, -0.11, 0.0])  # where the cap goes, relative to the bottle (rig frame)
@@ -70,9 +73,11 @@ def power_axis_point(emb: Embodiment, side: str) -> NDArray[np.float64]:
 
 
 def pinch_center_profile(emb: Embodiment, side: str, partners_tol: float = 0.035) -> NDArray[np.float64]:
-    """Midpoint between the thumb tip and its pinch partners' tips (wrist frame) at the 41 closing
-    steps of `GraspGeometry.pinch_gap`: where an object's axis must be for the closing pinch to meet
-    it from both sides at once (the index sweeps an arc, so this is not the final meeting point)."""
+    """Centre of the gap between the thumb's and its pinch partners' fingertip links (wrist frame)
+    at the 41 closing steps of `GraspGeometry.pinch_gap` (pre_pinch -> pinch): the midpoint of the
+    closest points of the nearest pair of links. An object as wide as the gap at a step must sit
+    there for the closing pinch to meet it from both sides at once (fingers sweep arcs, so this is
+    not the final meeting point, and the fingertip sites are not the pads)."""
     model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
     data = mujoco.MjData(model)
     qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
@@ -80,19 +85,34 @@ def pinch_center_profile(emb: Embodiment, side: str, partners_tol: float = 0.035
     thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
     pre, pinch = emb.grasp_pose("pre_pinch", side), emb.grasp_pose("pinch", side)
 
-    def tips(q: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+    def pose(q: NDArray[np.float64]) -> None:
         data.qpos[:] = 0
         data.qpos[qadr] = q
         mujoco.mj_kinematics(model, data)
-        r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
-        return {s: r.T @ (data.site_xpos[model.site(s).id] - p) for s in emb.fingertip_sites}
 
-    closed = tips(pinch)
-    partners = [f for f in fingers if np.linalg.norm(closed[f] - closed[thumb]) < partners_tol] or [fingers[0]]
+    def site(s: str) -> NDArray[np.float64]:
+        return data.site_xpos[model.site(s).id].copy()
+
+    pose(pinch)
+    partners = [f for f in fingers if np.linalg.norm(site(f) - site(thumb)) < partners_tol] or [fingers[0]]
+
+    def geoms(s: str) -> list[int]:
+        b = int(model.site_bodyid[model.site(s).id])
+        return [g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == b]
+
+    thumb_geoms, partner_geoms = geoms(thumb), [g for f in partners for g in geoms(f)]
     out = []
+    fromto = np.zeros(6)
     for a in np.linspace(0.0, 1.0, 41):
-        t = tips(pre + a * (pinch - pre))
-        out.append(0.5 * (t[thumb] + np.mean([t[f] for f in partners], axis=0)))
+        pose(pre + a * (pinch - pre))
+        best, mid = np.inf, np.zeros(3)
+        for g1 in thumb_geoms:
+            for g2 in partner_geoms:
+                dist = mujoco.mj_geomDistance(model, data, g1, g2, 1.0, fromto)
+                if dist < best:
+                    best, mid = dist, 0.5 * (fromto[:3] + fromto[3:])
+        r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
+        out.append(r.T @ (mid - p))
     return np.array(out)
 
 
@@ -118,8 +138,8 @@ class BottleUncapExpert:
         self.emb = env.embodiment
         self.geo = {s: GraspGeometry.measure(self.emb, s) for s in SIDES}
         self.power_axis = {s: power_axis_point(self.emb, s) for s in SIDES}
-        self.pinch_centers = {s: pinch_center_profile(self.emb, s) for s in SIDES}
-        lim = {s: self.emb.joint_limits(s) for s in SIDES}
+        self.pinch_centre = pinch_center_profile(self.emb, "right")
+        self.lim = lim = {s: self.emb.joint_limits(s) for s in SIDES}
         self.pose = {}
         for s in SIDES:
             opened, claw = self.emb.grasp_pose("open", s), self.emb.grasp_pose("claw", s)
@@ -183,15 +203,15 @@ class BottleUncapExpert:
         side, geo = "left", self.geo["left"]
         rot = SIDE_CLAW_MAT
 
-        def at(offset: float) -> Callable[[], Pose]:
+        def at(offset: float, press: float = 0.0) -> Callable[[], Pose]:
             def target() -> Pose:
                 shape = self.task.cap.shape
                 assert shape is not None
-                grip_h = max(MIN_GRIP_H, GRIP_FRACTION * shape.height)
+                grip_h = max(MIN_GRIP_H, shape.height - GRIP_BELOW_TOP)
                 axis = self.power_axis[side]
                 hand_point = np.array([axis[0], axis[1], geo.palm_center[2] + shape.radius + PALM_GAP])
                 base, _ = self._once("bottle0", self._bottle)
-                point = base + np.array([0.0, offset, grip_h])
+                point = base + np.array([0.0, offset, grip_h - press])
                 return wrist_for_point(point, rot, hand_point)
 
             return target
@@ -201,22 +221,38 @@ class BottleUncapExpert:
             Stage("beside", at(0.08), self._hand(side, "open"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
             Stage("in", hold, self._hand(side, "open"), speed=0.4, max_s=2.0),
             Stage("close", hold, self._hand(side, "power"), min_s=0.8, hand_blend_s=0.6),
-            Stage("hold", hold, self._hand(side, "power"), max_s=1e9, done=lambda: False),
+            Stage("hold", at(0.0, press=PRESS), self._hand(side, "power"), max_s=1e9, done=lambda: False),
         ]
 
     # ------------------------------------------------------------------ right hand: the cap
-    def _pinch_pose(self, yaw: float) -> Pose:
-        """Wrist pose that puts the pinch point on the cap's axis at gripping height, yawed by `yaw`."""
-        geo, shape = self.geo["right"], self.task.cap.shape
+    def _cap_grasp_pose(self, yaw: float) -> Pose:
+        """Wrist pose that puts the pinch's contact centre (for the cap's width) on the cap's axis
+        just below the middle of its skirt, palm down, yawed by `yaw`."""
+        shape = self.task.cap.shape
         assert shape is not None
         rot = _rz(yaw) @ HOME_WRIST_MAT
         cap = self._cap_axis_point()
-        skirt_bottom = cap[2] + CAP_SEAT_GAP + CAP_ROOF - shape.cap_height
-        point = np.array([cap[0], cap[1], skirt_bottom + TIP_ABOVE_SKIRT])
-        width = 2 * shape.cap_radius
-        k = int(np.argmax(geo.pinch_gap <= width)) if np.any(geo.pinch_gap <= width) else -1
-        hand_point = np.array([*self.pinch_centers["right"][k][:2], geo.reach_at_width(width)])
-        return wrist_for_point(point, rot, hand_point)
+        skirt_mid = cap[2] + CAP_SEAT_GAP - 0.5 * (shape.cap_height - CAP_ROOF)
+        point = np.array([cap[0], cap[1], skirt_mid - TIP_BELOW_SKIRT_MID])
+        return wrist_for_point(point, rot, self.pinch_centre[self._contact_step()])
+
+    def _contact_step(self) -> int:
+        """The pinch's closing step at which the gap between thumb and partner equals the cap's width."""
+        shape = self.task.cap.shape
+        assert shape is not None
+        hits = np.flatnonzero(self.geo["right"].pinch_gap <= 2 * shape.cap_radius)
+        return int(hits[0]) if hits.size else len(self.geo["right"].pinch_gap) - 1
+
+    def _cap_grip(self) -> NDArray[np.float64]:
+        return self.pose["right"]["pinch"]
+
+    def _cap_loose(self) -> NDArray[np.float64]:
+        """The pinch eased to about where it first touches the cap."""
+        pre, pinch = self.pose["right"]["pre_pinch"], self.pose["right"]["pinch"]
+        return pre + max(0.0, (self._contact_step() - 2) / 40) * (pinch - pre)
+
+    def _cap_open(self) -> NDArray[np.float64]:
+        return self.pose["right"]["pre_pinch"]
 
     def _orbit(self, yaw_goal: float, rise: bool, speed: float) -> Callable[[], Pose]:
         """Turns the commanded wrist about the cap's vertical axis toward `yaw_goal`, one control
@@ -241,12 +277,12 @@ class BottleUncapExpert:
         start = -math.radians(TWIST_DEG) / 2
 
         def above() -> Pose:
-            p, r = self._pinch_pose(start)
+            p, r = self._cap_grasp_pose(start)
             return p + np.array([0.0, 0.0, 0.06]), r
 
         return [
-            Stage("above", above, self._hand(side, "pre_pinch"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
-            Stage("descend", lambda: self._pinch_pose(start), self._hand(side, "pre_pinch"), speed=0.4, max_s=3.0),
+            Stage("above", above, self._cap_open, max_s=4.0, tol_pos=0.01, tol_rot=0.1),
+            Stage("descend", lambda: self._cap_grasp_pose(start), self._cap_open, speed=0.4, max_s=3.0),
         ]
 
     def _cycle_stages(self, k: int) -> list[Stage]:
@@ -255,20 +291,28 @@ class BottleUncapExpert:
         followed by placing, with the pinch still closed."""
         side = "right"
         half = math.radians(TWIST_DEG) / 2
-        grip = self._hand(side, "pinch")
-        opened = self._hand(side, "pre_pinch")
-        align = lambda: self._once(f"align{k}", lambda: self._pinch_pose(-half))  # noqa: E731
+        grip = self._cap_grip
+        opened = self._cap_open
+        align = lambda: self._once(f"align{k}", lambda: self._cap_grasp_pose(-half))  # noqa: E731
         back: list[Stage] = []
         if k > 0:
             hold = lambda: self._once(f"released{k}", lambda: self.env.commanded_wrist_pose(side))  # noqa: E731
+
+            def up() -> Pose:
+                p, r = hold()
+                return p + np.array([0.0, 0.0, BACK_LIFT]), r
+
             back = [
-                Stage(f"open{k}", hold, opened, min_s=0.3, hand_blend_s=0.25),
+                # Opening the pinch wide while the fingers touch the cap drags it back: first ease
+                # the squeeze to just touching, slide the fingers up off the cap, then open.
+                Stage(f"ease{k}", hold, self._cap_loose, min_s=0.2, hand_blend_s=0.15),
+                Stage(f"up{k}", up, self._cap_loose, min_s=0.25, max_s=1.0),
                 Stage(f"back{k}", self._orbit(-half, rise=False, speed=1.0), opened, max_s=3.0),
             ]
         return [
             *back,
             Stage(f"align{k}", align, opened, speed=0.4, max_s=1.5, tol_pos=0.002),
-            Stage(f"grip{k}", align, grip, min_s=0.45, hand_blend_s=0.35, max_s=1.0),
+            Stage(f"grip{k}", align, grip, min_s=0.35, hand_blend_s=0.25, max_s=1.0),
             Stage(f"twist{k}", self._orbit(half, rise=True, speed=TWIST_SPEED), grip, speed=1.0, max_s=3.0, hand_blend_s=0.01),
         ]
 
@@ -276,7 +320,7 @@ class BottleUncapExpert:
         side = "right"
         shape = self.task.cap.shape
         assert shape is not None  # placing starts mid-episode
-        grip = self._hand(side, "pinch")
+        grip = self._cap_grip
         skirt = shape.cap_height - CAP_ROOF - CAP_SEAT_GAP  # cap origin above the skirt's lower edge
 
         def rel() -> Pose:

@@ -179,7 +179,7 @@ def build_bottle(spec: mujoco.MjSpec, shape: BottleShape, bottle_rgba: list[floa
     # Hinge ranges are in degrees (the rig spec compiles with the default compiler.degree).
     carrier.add_joint(name="cap_thread_turn", type=mujoco.mjtJoint.mjJNT_HINGE, axis=[0, 0, 1],
                       range=[0.0, 360.0 * TURN_RANGE], limited=mujoco.mjtLimited.mjLIMITED_TRUE,
-                      frictionloss=0.01, damping=0.004, armature=2e-4)
+                      frictionloss=0.003, damping=0.001, armature=2e-4)
     carrier.add_joint(name="cap_thread_rise", type=mujoco.mjtJoint.mjJNT_SLIDE, axis=[0, 0, 1],
                       range=[0.0, PITCH * TURN_RANGE], limited=mujoco.mjtLimited.mjLIMITED_TRUE, armature=0.01)
     carrier.add_geom(name="cap_thread_mass", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.004, 0, 0], mass=0.005,
@@ -331,7 +331,7 @@ class ScrewCapTask(Task):
     shapes: ClassVar[tuple[BottleShape, ...]]
     bottle_rgba: ClassVar[list[float]] = [0.3, 0.65, 0.4, 0.55]
     cap_rgba: ClassVar[list[float]] = [0.85, 0.15, 0.12, 1.0]
-    horizon_s: ClassVar[float] = 40.0
+    horizon_s: ClassVar[float] = 50.0
     privileged_dim: ClassVar[int] = 20
     eval_seed: ClassVar[int]
     # Bottle placement (rig frame): in front of the robot, between the hands.

@@ -60,7 +60,7 @@ class WaterBottleUncap(ScrewCapTask):
             Milestone("cap_on_table", 0.2, "cap released, resting on the table"),
         ),
     )
-    horizon_s: ClassVar[float] = 40.0
+    horizon_s: ClassVar[float] = 50.0
     shapes: ClassVar[tuple[BottleShape, ...]] = SHAPES
     bottle_rgba: ClassVar[list[float]] = [0.55, 0.75, 0.95, 0.5]
     cap_rgba: ClassVar[list[float]] = [0.1, 0.35, 0.85, 1.0]
