@@ -254,16 +254,18 @@ class BottleUncapExpert:
     def _cap_open(self) -> NDArray[np.float64]:
         return self.pose["right"]["pre_pinch"]
 
-    def _orbit(self, yaw_goal: float, rise: bool, speed: float) -> Callable[[], Pose]:
+    def _orbit(self, key: str, yaw_goal: float, rise: bool, speed: float) -> Callable[[], Pose]:
         """Turns the commanded wrist about the cap's vertical axis toward `yaw_goal`, one control
         step's worth of rotation at a time at `speed` (a fraction of the wrist's rotation limit), so
         the position and the rotation stay in step (a straight line between the end poses would cut
-        through the cap); `rise` lifts it with the thread while the pinch holds the cap."""
+        through the cap); `rise` lifts it with the thread while the pinch holds the cap. The axis is
+        where the cap was when the turn began: chasing a cap that the fingers push aside a little
+        pushed it further (and the slipping fingers lost a third of each twist)."""
         step = speed * 0.9 * self.emb.max_wrist_rot_speed * self.env.control_dt
 
         def target() -> Pose:
             p, r = self.env.commanded_wrist_pose("right")
-            pivot = self._cap_axis_point()
+            pivot = self._once(key, self._cap_axis_point)
             d = float(np.clip(yaw_goal - _yaw_of(r), -step, step))
             rz = _rz(d)
             goal = pivot + rz @ (p - pivot)
@@ -307,13 +309,13 @@ class BottleUncapExpert:
                 # the squeeze to just touching, slide the fingers up off the cap, then open.
                 Stage(f"ease{k}", hold, self._cap_loose, min_s=0.2, hand_blend_s=0.15),
                 Stage(f"up{k}", up, self._cap_loose, min_s=0.25, max_s=1.0),
-                Stage(f"back{k}", self._orbit(-half, rise=False, speed=1.0), opened, max_s=3.0),
+                Stage(f"back{k}", self._orbit(f"back_axis{k}", -half, rise=False, speed=1.0), opened, max_s=3.0),
             ]
         return [
             *back,
             Stage(f"align{k}", align, opened, speed=0.4, max_s=1.5, tol_pos=0.002),
             Stage(f"grip{k}", align, grip, min_s=0.35, hand_blend_s=0.25, max_s=1.0),
-            Stage(f"twist{k}", self._orbit(half, rise=True, speed=TWIST_SPEED), grip, speed=1.0, max_s=3.0, hand_blend_s=0.01),
+            Stage(f"twist{k}", self._orbit(f"twist_axis{k}", half, rise=True, speed=TWIST_SPEED), grip, speed=1.0, max_s=3.0, hand_blend_s=0.01),
         ]
 
     def _place_stages(self) -> list[Stage]:
@@ -341,14 +343,23 @@ class BottleUncapExpert:
 
             return target
 
+        def touching() -> bool:
+            """The cap's lowest point has reached the table (it may hang tilted in the fingers)."""
+            d, c = self.env.data, self.task.cap.cap_body
+            rot = d.xmat[c].reshape(3, 3)
+            axis_len = shape.cap_height / 2
+            centre = d.xpos[c] + rot @ np.array([0.0, 0.0, CAP_SEAT_GAP + CAP_ROOF - axis_len])
+            low = centre[2] - abs(rot[2, 2]) * axis_len - shape.cap_radius * math.sqrt(max(0.0, 1 - rot[2, 2] ** 2))
+            return bool(low < TABLE_HEIGHT + 0.002)
+
         def away() -> Pose:
             p, r = self._once("placed", lambda: self.env.commanded_wrist_pose(side))
             return p + np.array([0.0, 0.0, 0.08]), r
 
         return [
             Stage("lift", lift, grip, speed=0.4, max_s=2.0, hand_blend_s=0.01),
-            Stage("carry", over(0.04), grip, speed=0.5, max_s=3.0, hand_blend_s=0.01),
-            Stage("lower", over(0.006), grip, speed=0.3, max_s=2.0, hand_blend_s=0.01),
+            Stage("carry", over(0.05), grip, speed=0.5, max_s=3.0, hand_blend_s=0.01),
+            Stage("lower", over(-0.01), grip, speed=0.2, max_s=2.0, hand_blend_s=0.01, done=touching, tol_pos=1.0),
             Stage("release", lambda: self._once("placed", lambda: self.env.commanded_wrist_pose(side)),
                   self._hand(side, "open"), min_s=0.5, hand_blend_s=0.4),
             Stage("retreat", away, self._hand(side, "open"), speed=0.5),

@@ -196,8 +196,12 @@ def build_bottle(spec: mujoco.MjSpec, shape: BottleShape, bottle_rgba: list[floa
             continue
         rib = name.startswith("cap_rib")
         ct, ca = (8, 2) if rib else _CLASSES[name]
+        shell = name == "cap_shell"
         cap.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX if rib else mujoco.mjtGeom.mjGEOM_CYLINDER,
-                     size=size, pos=pos, quat=quat, contype=ct, conaffinity=ca, friction=friction,
+                     size=size, pos=pos, quat=quat, contype=ct, conaffinity=ca,
+                     # Rolling friction: a cap dropped on its side must not roll off the table
+                     # (a knurled cap does not roll far); condim 6 makes MuJoCo apply it.
+                     friction=[1.0, 0.005, 0.003] if shell else friction, condim=6 if shell else 3,
                      mass=CAP_MASS if name == "cap_shell" else 0.0, material="cap",
                      group=1 if name == "cap_shell" else 3)
     spec.add_equality(name="cap_thread_coupling", type=mujoco.mjtEq.mjEQ_JOINT, name1="cap_thread_rise",
