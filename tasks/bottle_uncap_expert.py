@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 
 TWIST_DEG = 150.0  # one twist of the cap hand; the hand turns back the same way with the fingers open
 BACK_LIFT = 0.02  # the open hand turns back this far above the cap, so it does not drag it back
+EASE_S = 0.2  # time to ease the squeeze before sliding the fingers up off the cap
+GRIP_STEPS = 40  # ... and closes this many steps past touching to grip it
+OPEN_STEPS = 10  # the open cap hand is this many of the pinch's 40 closing steps short of touching
+RISE_GAIN = 1.0  # the twisting hand rises this many thread pitches per turn of the wrist
 TWIST_SPEED = 0.9  # twisting speed, fraction of the wrist's rotation limit
 TIP_BELOW_SKIRT_MID = 0.002  # the fingertip sites close this far below the middle of the cap's skirt (m)
 GRIP_BELOW_TOP = 0.075  # hold the bottle this far below its shoulder: as high as the thumb, which
@@ -244,7 +248,11 @@ class BottleUncapExpert:
         return int(hits[0]) if hits.size else len(self.geo["right"].pinch_gap) - 1
 
     def _cap_grip(self) -> NDArray[np.float64]:
-        return self.pose["right"]["pinch"]
+        """The pinch `GRIP_STEPS` closing steps past touching the cap: a firm but limited squeeze.
+        A full pinch on a 3 cm cap pressed the Sharpa index finger on it with 40 N against the
+        thumb's 8 N and shoved the bottle out of the other hand."""
+        pre, pinch = self.pose["right"]["pre_pinch"], self.pose["right"]["pinch"]
+        return pre + min(1.0, (self._contact_step() + GRIP_STEPS) / 40) * (pinch - pre)
 
     def _cap_loose(self) -> NDArray[np.float64]:
         """The pinch eased to about where it first touches the cap."""
@@ -252,7 +260,11 @@ class BottleUncapExpert:
         return pre + max(0.0, (self._contact_step() - 2) / 40) * (pinch - pre)
 
     def _cap_open(self) -> NDArray[np.float64]:
-        return self.pose["right"]["pre_pinch"]
+        """The pinch `OPEN_STEPS` closing steps short of touching the cap. Not pre_pinch: on a hand
+        whose fingertips swing down as the pinch closes (Sharpa), closing from pre_pinch brought the
+        inner finger links down on the cap's top edge before the fingertips reached its sides."""
+        pre, pinch = self.pose["right"]["pre_pinch"], self.pose["right"]["pinch"]
+        return pre + max(0.0, (self._contact_step() - OPEN_STEPS) / 40) * (pinch - pre)
 
     def _orbit(self, key: str, yaw_goal: float, rise: bool, speed: float) -> Callable[[], Pose]:
         """Turns the commanded wrist about the cap's vertical axis toward `yaw_goal`, one control
@@ -269,7 +281,7 @@ class BottleUncapExpert:
             d = float(np.clip(yaw_goal - _yaw_of(r), -step, step))
             rz = _rz(d)
             goal = pivot + rz @ (p - pivot)
-            goal[2] = p[2] + (PITCH * d / (2 * math.pi) if rise else 0.0)
+            goal[2] = p[2] + (RISE_GAIN * PITCH * d / (2 * math.pi) if rise else 0.0)
             return goal, rz @ r
 
         return target
@@ -307,7 +319,7 @@ class BottleUncapExpert:
             back = [
                 # Opening the pinch wide while the fingers touch the cap drags it back: first ease
                 # the squeeze to just touching, slide the fingers up off the cap, then open.
-                Stage(f"ease{k}", hold, self._cap_loose, min_s=0.2, hand_blend_s=0.15),
+                Stage(f"ease{k}", hold, self._cap_loose, min_s=EASE_S, hand_blend_s=EASE_S),
                 Stage(f"up{k}", up, self._cap_loose, min_s=0.25, max_s=1.0),
                 Stage(f"back{k}", self._orbit(f"back_axis{k}", -half, rise=False, speed=1.0), opened, max_s=3.0),
             ]

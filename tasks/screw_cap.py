@@ -179,7 +179,7 @@ def build_bottle(spec: mujoco.MjSpec, shape: BottleShape, bottle_rgba: list[floa
     # Hinge ranges are in degrees (the rig spec compiles with the default compiler.degree).
     carrier.add_joint(name="cap_thread_turn", type=mujoco.mjtJoint.mjJNT_HINGE, axis=[0, 0, 1],
                       range=[0.0, 360.0 * TURN_RANGE], limited=mujoco.mjtLimited.mjLIMITED_TRUE,
-                      frictionloss=0.003, damping=0.001, armature=2e-4)
+                      frictionloss=0.01, damping=0.002, armature=2e-4)
     carrier.add_joint(name="cap_thread_rise", type=mujoco.mjtJoint.mjJNT_SLIDE, axis=[0, 0, 1],
                       range=[0.0, PITCH * TURN_RANGE], limited=mujoco.mjtLimited.mjLIMITED_TRUE, armature=0.01)
     carrier.add_geom(name="cap_thread_mass", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.004, 0, 0], mass=0.005,
