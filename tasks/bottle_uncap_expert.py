@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 TWIST_DEG = 150.0  # one twist of the cap hand; the hand turns back the same way with the fingers open
 BACK_LIFT = 0.02  # the open hand turns back this far above the cap, so it does not drag it back
 EASE_S = 0.2  # time to ease the squeeze before sliding the fingers up off the cap
+SWEEP_GAIN = 2.0  # see _cap_grasp_pose
+OPEN_S = 0.1  # let go of the cap quickly: opening slowly dragged it back
+LOOSE_STEPS = 1  # the fingers slide up off the cap with the pinch this many steps past touching
 GRIP_STEPS = 40  # ... and closes this many steps past touching to grip it
 OPEN_STEPS = 10  # the open cap hand is this many of the pinch's 40 closing steps short of touching
 RISE_GAIN = 1.0  # the twisting hand rises this many thread pitches per turn of the wrist
@@ -49,8 +52,9 @@ TWIST_SPEED = 0.9  # twisting speed, fraction of the wrist's rotation limit
 TIP_BELOW_SKIRT_MID = 0.002  # the fingertip sites close this far below the middle of the cap's skirt (m)
 GRIP_BELOW_TOP = 0.075  # hold the bottle this far below its shoulder: as high as the thumb, which
 # wraps up over the index finger, stays clear of the cap (a high grip keeps the bottle from tipping)
-PRESS = 0.004  # once closed, the holding hand pushes this far down, keeping the bottle on the table
+PRESS = 0.0  # once closed, the holding hand pushes this far down, keeping the bottle on the table
 MIN_GRIP_H = 0.065  # ... but at least this high, so the hand's lower edge clears the table
+POWER_SQUEEZE = 1.35  # the holding hand closes this far along open -> power (past contact: it squeezes)
 PALM_GAP = 0.0  # palm to bottle surface in the side claw (m)
 PLACE_OFFSET = np.array([0.0, -0.11, 0.0])  # where the cap goes, relative to the bottle (rig frame)
 SIDE_CLAW_MAT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # palm -y, fingers +x, width up
@@ -151,7 +155,7 @@ class BottleUncapExpert:
                 "open": opened,
                 "pinch": self.emb.grasp_pose("pinch", s),
                 "pre_pinch": self.emb.grasp_pose("pre_pinch", s),
-                "power": np.clip(opened + 1.15 * (self.emb.grasp_pose("power", s) - opened), lim[s][:, 0], lim[s][:, 1]),
+                "power": np.clip(opened + POWER_SQUEEZE * (self.emb.grasp_pose("power", s) - opened), lim[s][:, 0], lim[s][:, 1]),
                 # Past contact so the fingers squeeze (clipped to the joint limits).
                 "claw": np.clip(opened + 1.25 * (claw - opened), lim[s][:, 0], lim[s][:, 1]),
             }
@@ -229,15 +233,25 @@ class BottleUncapExpert:
         ]
 
     # ------------------------------------------------------------------ right hand: the cap
+    def _cap_axis(self) -> NDArray[np.float64]:
+        """The cap's axis (unit, world frame): the bottle may lean a little in the holding hand."""
+        return self.env.data.xmat[self.task.cap.cap_body].reshape(3, 3)[:, 2].copy()
+
     def _cap_grasp_pose(self, yaw: float) -> Pose:
         """Wrist pose that puts the pinch's contact centre (for the cap's width) on the cap's axis
-        just below the middle of its skirt, palm down, yawed by `yaw`."""
+        just below the middle of its skirt, the palm facing down the axis, yawed by `yaw`."""
         shape = self.task.cap.shape
         assert shape is not None
-        rot = _rz(yaw) @ HOME_WRIST_MAT
-        cap = self._cap_axis_point()
-        skirt_mid = cap[2] + CAP_SEAT_GAP - 0.5 * (shape.cap_height - CAP_ROOF)
-        point = np.array([cap[0], cap[1], skirt_mid - TIP_BELOW_SKIRT_MID])
+        axis = self._cap_axis()
+        lean = np.cross([0.0, 0.0, 1.0], axis)
+        tilt = axis_angle_to_matrix(lean, math.asin(min(1.0, float(np.linalg.norm(lean))))) if np.linalg.norm(lean) > 1e-6 else np.eye(3)
+        rot = tilt @ _rz(yaw) @ HOME_WRIST_MAT
+        # Fingertips that sweep down as the pinch closes past contact (Sharpa) slide further down
+        # the cap, by about twice the rest of their reach: start that much higher.
+        reach = self.geo["right"].pinch_reach
+        sweep = float(reach[-1] - reach[self._contact_step()])
+        offset = CAP_SEAT_GAP - 0.5 * (shape.cap_height - CAP_ROOF) - TIP_BELOW_SKIRT_MID + SWEEP_GAIN * sweep
+        point = self._cap_axis_point() + offset * axis
         return wrist_for_point(point, rot, self.pinch_centre[self._contact_step()])
 
     def _contact_step(self) -> int:
@@ -257,7 +271,7 @@ class BottleUncapExpert:
     def _cap_loose(self) -> NDArray[np.float64]:
         """The pinch eased to about where it first touches the cap."""
         pre, pinch = self.pose["right"]["pre_pinch"], self.pose["right"]["pinch"]
-        return pre + max(0.0, (self._contact_step() - 2) / 40) * (pinch - pre)
+        return pre + min(1.0, max(0.0, (self._contact_step() + LOOSE_STEPS) / 40)) * (pinch - pre)
 
     def _cap_open(self) -> NDArray[np.float64]:
         """The pinch `OPEN_STEPS` closing steps short of touching the cap. Not pre_pinch: on a hand
@@ -267,7 +281,7 @@ class BottleUncapExpert:
         return pre + max(0.0, (self._contact_step() - OPEN_STEPS) / 40) * (pinch - pre)
 
     def _orbit(self, key: str, yaw_goal: float, rise: bool, speed: float) -> Callable[[], Pose]:
-        """Turns the commanded wrist about the cap's vertical axis toward `yaw_goal`, one control
+        """Turns the commanded wrist about the cap's axis toward yaw `yaw_goal`, one control
         step's worth of rotation at a time at `speed` (a fraction of the wrist's rotation limit), so
         the position and the rotation stay in step (a straight line between the end poses would cut
         through the cap); `rise` lifts it with the thread while the pinch holds the cap. The axis is
@@ -278,8 +292,9 @@ class BottleUncapExpert:
         def target() -> Pose:
             p, r = self.env.commanded_wrist_pose("right")
             pivot = self._once(key, self._cap_axis_point)
+            axis = self._once(key + "_axis", self._cap_axis)
             d = float(np.clip(yaw_goal - _yaw_of(r), -step, step))
-            rz = _rz(d)
+            rz = axis_angle_to_matrix(axis, d)
             goal = pivot + rz @ (p - pivot)
             goal[2] = p[2] + (RISE_GAIN * PITCH * d / (2 * math.pi) if rise else 0.0)
             return goal, rz @ r
@@ -319,8 +334,8 @@ class BottleUncapExpert:
             back = [
                 # Opening the pinch wide while the fingers touch the cap drags it back: first ease
                 # the squeeze to just touching, slide the fingers up off the cap, then open.
-                Stage(f"ease{k}", hold, self._cap_loose, min_s=EASE_S, hand_blend_s=EASE_S),
-                Stage(f"up{k}", up, self._cap_loose, min_s=0.25, max_s=1.0),
+                Stage(f"open{k}", hold, self._cap_open, min_s=OPEN_S, hand_blend_s=OPEN_S),
+                Stage(f"up{k}", up, self._cap_open, min_s=0.2, max_s=1.0),
                 Stage(f"back{k}", self._orbit(f"back_axis{k}", -half, rise=False, speed=1.0), opened, max_s=3.0),
             ]
         return [

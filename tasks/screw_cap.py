@@ -69,6 +69,11 @@ RIBS = 6
 # The thread is stiff: a cap pulled with 2 N below 3 turns gives way by about a millimetre (the
 # default solref of 0.02 s let a 0.5 N pull lift it 5 mm, as light bodies make soft constraints).
 EQ_SOLREF = [0.004, 1.0]
+# A heavy slide (armature, kg) makes the coupling stiff along the axis: MuJoCo scales a soft
+# constraint's stiffness with the effective mass, and with 0.01 kg fingers sliding up a cap pulled
+# it 11 mm off the thread; turning it costs nothing (the hinge sees armature x (pitch / 2 pi)^2).
+SLIDE_ARMATURE = 1.0
+HINGE_ARMATURE = 1e-3
 EQ_SOLIMP = [0.95, 0.99, 0.001, 0.5, 2.0]
 
 
@@ -179,9 +184,9 @@ def build_bottle(spec: mujoco.MjSpec, shape: BottleShape, bottle_rgba: list[floa
     # Hinge ranges are in degrees (the rig spec compiles with the default compiler.degree).
     carrier.add_joint(name="cap_thread_turn", type=mujoco.mjtJoint.mjJNT_HINGE, axis=[0, 0, 1],
                       range=[0.0, 360.0 * TURN_RANGE], limited=mujoco.mjtLimited.mjLIMITED_TRUE,
-                      frictionloss=0.01, damping=0.002, armature=2e-4)
+                      frictionloss=0.01, damping=0.002, armature=HINGE_ARMATURE)
     carrier.add_joint(name="cap_thread_rise", type=mujoco.mjtJoint.mjJNT_SLIDE, axis=[0, 0, 1],
-                      range=[0.0, PITCH * TURN_RANGE], limited=mujoco.mjtLimited.mjLIMITED_TRUE, armature=0.01)
+                      range=[0.0, PITCH * TURN_RANGE], limited=mujoco.mjtLimited.mjLIMITED_TRUE, armature=SLIDE_ARMATURE)
     carrier.add_geom(name="cap_thread_mass", type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.004, 0, 0], mass=0.005,
                      contype=0, conaffinity=0, rgba=[0, 0, 0, 0], group=5)
 
@@ -201,7 +206,7 @@ def build_bottle(spec: mujoco.MjSpec, shape: BottleShape, bottle_rgba: list[floa
                      size=size, pos=pos, quat=quat, contype=ct, conaffinity=ca,
                      # Rolling friction: a cap dropped on its side must not roll off the table
                      # (a knurled cap does not roll far); condim 6 makes MuJoCo apply it.
-                     friction=[1.0, 0.005, 0.003] if shell else friction, condim=6 if shell else 3,
+                     friction=[1.5, 0.005, 0.003] if shell else friction, condim=6 if shell else 3,
                      mass=CAP_MASS if name == "cap_shell" else 0.0, material="cap",
                      group=1 if name == "cap_shell" else 3)
     spec.add_equality(name="cap_thread_coupling", type=mujoco.mjtEq.mjEQ_JOINT, name1="cap_thread_rise",
