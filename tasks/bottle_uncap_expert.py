@@ -383,7 +383,21 @@ class BottleUncapExpert:
             p, r = self._once("placed", lambda: self.env.commanded_wrist_pose(side))
             return p + np.array([0.0, 0.0, 0.08]), r
 
+        yaw = lambda: self._once("place_yaw", lambda: _yaw_of(self.env.commanded_wrist_pose(side)[1]))  # noqa: E731
+        hold = lambda: self._once("regrip_from", lambda: self.env.commanded_wrist_pose(side))  # noqa: E731
+
+        def up() -> Pose:
+            p, r = hold()
+            return p + np.array([0.0, 0.0, BACK_LIFT]), r
+
+        regrip = lambda: self._once("regrip", lambda: self._cap_grasp_pose(yaw()))  # noqa: E731
         return [
+            # The thread let go during the last twist, when the fingers may have been slipping:
+            # let go and grip the loose cap afresh, where it sits now.
+            Stage("open_cap", hold, self._cap_open, min_s=OPEN_S, hand_blend_s=OPEN_S),
+            Stage("up_cap", up, self._cap_open, min_s=0.2, max_s=1.0),
+            Stage("regrip_align", regrip, self._cap_open, speed=0.4, max_s=1.5, tol_pos=0.002),
+            Stage("regrip", regrip, grip, min_s=0.35, hand_blend_s=0.25, max_s=1.0),
             Stage("lift", lift, grip, speed=0.4, max_s=2.0, hand_blend_s=0.01),
             Stage("carry", over(0.05), grip, speed=0.5, max_s=3.0, hand_blend_s=0.01),
             Stage("lower", over(-0.01), grip, speed=0.2, max_s=2.0, hand_blend_s=0.01, done=touching, tol_pos=1.0),

@@ -105,8 +105,9 @@ class BottleShape:
 
     @property
     def neck_length(self) -> float:
-        """The skirt of a seated cap ends 4 mm above the shoulder."""
-        return self.cap_height - CAP_ROOF - CAP_SEAT_GAP + 0.004
+        """A released cap resting on the neck's top ends 4 mm above the shoulder (so it cannot
+        wedge against it); a seated cap's skirt ends `CAP_SEAT_GAP` higher."""
+        return self.cap_height - CAP_ROOF + 0.004
 
     @property
     def neck_top(self) -> float:
