@@ -7,18 +7,26 @@ child of the bottle at the top of the neck, with two joints along the bottle axi
 
 - `cap_thread_turn` (hinge): how far the cap has been unscrewed, radians. Range [0, 3.25 turns]: the
   lower limit is the seated cap (it cannot be screwed tighter), positive is counter-clockwise seen
-  from above (unscrewing). Frictionloss 0.01 N m and damping 0.004 N m s/rad, so the cap does not
-  spin freely and stops when the fingers let go (about what a half-loosened soda cap needs).
+  from above (unscrewing). Frictionloss 0.01 N m and damping 0.002 N m s/rad, so the cap does not
+  spin freely and stops when the fingers let go (a 0.005 N m torque does not move it, 0.02 N m
+  turns it at about 0.4 turns/s).
 - `cap_thread_rise` (slide): the cap's height above its seat. A joint equality couples it to the
   hinge like a thread: rise = PITCH / (2 pi) x turn (PITCH = 3.5 mm per turn, a PCO 1881 soda
-  thread is about 3.2 mm).
+  thread is about 3.2 mm). Both joints carry armature (slide 1 kg, hinge 1e-3 kg m^2): MuJoCo
+  regularises a joint equality by the joints' own inverse inertias, and with light joints a 5 N
+  pull stretched the coupling by 3 mm and the fingers sliding up a cap pulled it 11 mm off the
+  thread; now 5 N stretches it by under 1 mm.
 
 While the thread is engaged, a `weld` equality (`cap_thread_engaged`) holds the cap body to the
 carrier, so every twist or push of the fingers on the cap goes through the thread joints. When the
 carrier's hinge reaches 3 full turns (`TURNS_TO_RELEASE`) the thread runs out: `ScrewCap.update`
 switches the weld off (`data.eq_active`) and the cap is a free body resting on the neck. The neck
-keeps it there physically: ribs inside the skirt collide with the neck's side (1 mm clearance) and
-a liner under the roof rests on the neck's top, so the cap comes free only when a hand lifts it off.
+keeps it there physically: ribs inside the skirt collide with the neck's side (1.5 mm clearance)
+and a liner under the roof rests on the neck's top, so the cap comes free only when a hand lifts it
+off. (A seated cap's liner sits 4 mm above the neck's top and its skirt 4 mm above the shoulder, so
+fingers pressing on it do not push it onto the bottle, whose friction would then hold the thread;
+a released cap drops by that gap plus the thread's rise onto the neck's top.) The cap's shell has
+rolling friction, so a cap laid on its side does not roll away.
 Below 3 turns nothing can pull the cap off (the weld holds it however hard the hand pulls).
 
 The switch is part of the mechanism, not the expert: the task calls `ScrewCap.update` from
@@ -68,6 +76,7 @@ SKIRT_SEGMENTS = 12
 RIBS = 6
 # The thread is stiff: a cap pulled with 2 N below 3 turns gives way by about a millimetre (the
 # default solref of 0.02 s let a 0.5 N pull lift it 5 mm, as light bodies make soft constraints).
+# The weld and the coupling use the stiffest time constant the 2 ms step allows.
 EQ_SOLREF = [0.004, 1.0]
 # A heavy slide (armature, kg) makes the coupling stiff along the axis: MuJoCo scales a soft
 # constraint's stiffness with the effective mass, and with 0.01 kg fingers sliding up a cap pulled
@@ -105,9 +114,10 @@ class BottleShape:
 
     @property
     def neck_length(self) -> float:
-        """A released cap resting on the neck's top ends 4 mm above the shoulder (so it cannot
-        wedge against it); a seated cap's skirt ends `CAP_SEAT_GAP` higher."""
-        return self.cap_height - CAP_ROOF + 0.004
+        """The skirt of a seated cap ends 4 mm above the shoulder. (A 4 mm longer neck, which keeps a
+        released cap resting on the neck clear of the shoulder, made the Dex3 fingers slip more on
+        the cap: their tips found no stop below it.)"""
+        return self.cap_height - CAP_ROOF - CAP_SEAT_GAP + 0.004
 
     @property
     def neck_top(self) -> float:
@@ -207,7 +217,7 @@ def build_bottle(spec: mujoco.MjSpec, shape: BottleShape, bottle_rgba: list[floa
                      size=size, pos=pos, quat=quat, contype=ct, conaffinity=ca,
                      # Rolling friction: a cap dropped on its side must not roll off the table
                      # (a knurled cap does not roll far); condim 6 makes MuJoCo apply it.
-                     friction=[1.5, 0.005, 0.003] if shell else friction, condim=6 if shell else 3,
+                     friction=[1.0, 0.005, 0.003] if shell else friction, condim=6 if shell else 3,
                      mass=CAP_MASS if name == "cap_shell" else 0.0, material="cap",
                      group=1 if name == "cap_shell" else 3)
     spec.add_equality(name="cap_thread_coupling", type=mujoco.mjtEq.mjEQ_JOINT, name1="cap_thread_rise",
@@ -341,7 +351,7 @@ class ScrewCapTask(Task):
     shapes: ClassVar[tuple[BottleShape, ...]]
     bottle_rgba: ClassVar[list[float]] = [0.3, 0.65, 0.4, 0.55]
     cap_rgba: ClassVar[list[float]] = [0.85, 0.15, 0.12, 1.0]
-    horizon_s: ClassVar[float] = 50.0
+    horizon_s: ClassVar[float] = 60.0
     privileged_dim: ClassVar[int] = 20
     eval_seed: ClassVar[int]
     # Bottle placement (rig frame): in front of the robot, between the hands.
