@@ -251,8 +251,9 @@ class BottleUncapExpert:
         shape = self.task.cap.shape
         assert shape is not None
         axis = self._cap_axis()
-        lean = np.cross([0.0, 0.0, 1.0], axis)
-        tilt = axis_angle_to_matrix(lean, math.asin(min(1.0, float(np.linalg.norm(lean))))) if np.linalg.norm(lean) > 1e-6 else np.eye(3)
+        lean = np.cross([0.0, 0.0, 1.0], axis)  # tilt the palm-down hand onto the bottle's axis
+        sin_lean = float(np.linalg.norm(lean))
+        tilt = axis_angle_to_matrix(lean, math.asin(min(1.0, sin_lean))) if sin_lean > 1e-6 else np.eye(3)
         rot = tilt @ _rz(yaw) @ HOME_WRIST_MAT
         # Fingertips that sweep down as the pinch closes past contact (Sharpa) slide further down
         # the cap, by about twice the rest of their reach: start that much higher.
@@ -345,7 +346,8 @@ class BottleUncapExpert:
             *back,
             Stage(f"align{k}", align, opened, speed=0.4, max_s=1.5, tol_pos=0.002),
             Stage(f"grip{k}", align, grip, min_s=0.35, hand_blend_s=0.25, max_s=1.0),
-            Stage(f"twist{k}", self._orbit(f"twist_axis{k}", half, rise=True, speed=TWIST_SPEED), grip, speed=1.0, max_s=3.0, hand_blend_s=0.01),
+            Stage(f"twist{k}", self._orbit(f"twist_axis{k}", half, rise=True, speed=TWIST_SPEED), grip,
+                  max_s=3.0, hand_blend_s=0.01),
         ]
 
     def _place_stages(self) -> list[Stage]:
