@@ -2,7 +2,7 @@
 
 Scene: a capped bottle stands on the table in front of the robot, between the hands. One of four
 bottles per initial state (`SHAPES`: a soda bottle, a juice bottle, a slim sauce bottle and a
-wide jar-like bottle), at a random spot in an 8 x 8 cm square and a random yaw.
+wide bottle), at a random spot in an 8 x 8 cm square and a random yaw.
 Instruction: "Unscrew the cap from the bottle."
 
 Mechanism (tasks/screw_cap.py): the cap is a free body held on the neck by a thread: a hinge plus a
@@ -27,8 +27,8 @@ Privileged state (20): bottle pos (3) + quat wxyz (4), cap pos (3) + quat (4), t
 thread engaged (1), bottle radius, neck-top height above the bottle's bottom, cap radius, cap
 height (4).
 
-Objects: bottles 30-38 mm in radius, 14-16 cm tall (body), 0.25-0.4 kg with their contents (a half
-full soda bottle); caps 15-21 mm in radius, 15-18 mm tall, 6 g. The neck is 1.5 mm narrower than the
+Objects: bottles 30-37 mm in radius, 14-16 cm tall (body), 0.25-0.4 kg with their contents (a half
+full soda bottle); caps 15.5-19 mm in radius, 15-18 mm tall, 6 g. The neck is 1.5 mm narrower than the
 cap's inner ribs. Materials: friction 1 (rubbery cap, PET bottle).
 
 Version history:
@@ -47,7 +47,7 @@ SHAPES: tuple[BottleShape, ...] = (
     BottleShape("soda", radius=0.033, height=0.15, neck_radius=0.0135, cap_radius=0.0165, cap_height=0.016, mass=0.3),
     BottleShape("juice", radius=0.036, height=0.14, neck_radius=0.016, cap_radius=0.019, cap_height=0.017, mass=0.35),
     BottleShape("sauce", radius=0.030, height=0.16, neck_radius=0.0125, cap_radius=0.0155, cap_height=0.015, mass=0.25),
-    BottleShape("jar", radius=0.038, height=0.14, neck_radius=0.018, cap_radius=0.021, cap_height=0.018, mass=0.4),
+    BottleShape("wide", radius=0.037, height=0.14, neck_radius=0.015, cap_radius=0.018, cap_height=0.017, mass=0.4),
 )
 
 
