@@ -31,6 +31,11 @@ Objects: bottles 30-37 mm in radius, 14-16 cm tall (body), 0.25-0.4 kg with thei
 full soda bottle); caps 15.5-19 mm in radius, 15-18 mm tall, 6 g. The neck is 1.5 mm narrower than the
 cap's inner ribs. Materials: friction 1 (rubbery cap, PET bottle).
 
+Expert (tasks/bottle_uncap_expert.py), measured on the 50 evaluation states: Dex3 41/50, Sharpa
+37/50 (shapes 0-2 from a full run, the "wide" shape re-run after it replaced a 21 mm-cap jar). Failures
+run out of time (the Sharpa pinch on the wide bottles tips them slowly in the holding hand) or leave a
+released cap on the neck. Three fingers suffice physically: the Dex3 tripod turns the caps.
+
 Version history:
 - v0: first version.
 """
