@@ -1,0 +1,413 @@
+"""Scripted expert for bottle_uncap and water_bottle_uncap, written once against semantic handles.
+
+Left hand: holds the bottle from the side with the `power` grasp turned on its side (palm toward
+the bottle from the left, fingers forward, the hand's width vertical, thumb up), as high as the
+thumb stays clear of the cap. The bottle's axis goes where a cylinder sits in the power grasp,
+measured on the hand model (`power_axis_point`). It holds the bottle for the rest of the episode, so
+the twisting hand cannot turn or tip it.
+
+Right hand: turns the cap from above in cycles, as a person does with fingertips. Palm down (along
+the cap's axis), the hand is placed so that the centre of the gap between the thumb's and its
+partner's fingertip links, at the closing step where that gap equals the cap's width (measured by
+forward kinematics, `pinch_center_profile`), lies on the cap's axis just below the middle of its
+skirt; hands whose fingertips sweep down while closing past contact start higher by that sweep. It
+opens the pinch to 10 closing steps short of the cap, descends, closes the pinch, twists the wrist
+counter-clockwise by `TWIST_DEG` about the cap's axis (the wrist orbits the axis where the cap was
+when the twist began, one control step's rotation at a time, rising with the thread), lets go
+quickly, lifts 2 cm, turns back open and grips again (closed loop: where the cap is now). After the
+twist in which the thread lets go (read from privileged state: the thread's engaged flag), it grips
+the loose cap afresh, lifts it off the neck, carries it to a spot on the table to the right of the
+bottle, lowers it until its lowest point reaches the table, opens and lifts the hand away.
+
+Everything moves through physics: the wrists follow speed-limited targets, the fingers squeeze;
+the expert never touches the thread's equality (the mechanism switches it, see tasks/screw_cap.py).
+
+Both hands can do it with three fingers or fewer (the Dex3 pinch is a thumb-index-middle tripod,
+the Sharpa pinch thumb and index); see tests/test_task_bottle_uncap.py and the task docstrings for
+the measured success rates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import mujoco
+import numpy as np
+from numpy.typing import NDArray
+
+from egosim.embodiment import SIDES, Embodiment
+from egosim.geometry import axis_angle_to_matrix
+from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
+from egosim.tasks.screw_cap import CAP_ROOF, CAP_SEAT_GAP, PITCH
+from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, bimanual_action, wrist_for_point
+
+if TYPE_CHECKING:
+    from egosim.env import EgosimEnv
+    from egosim.tasks.screw_cap import ScrewCapTask
+
+TWIST_DEG = 150.0  # one twist of the cap hand; the hand turns back the same way with the fingers open
+BACK_LIFT = 0.02  # the open hand turns back this far above the cap, so it does not drag it back
+SWEEP_GAIN = 2.0  # see _cap_grasp_pose
+OPEN_S = 0.1  # let go of the cap quickly: opening slowly dragged it back
+GRIP_STEPS = 40  # the cap pinch closes this many of its 40 steps past touching (40: the full pinch)
+OPEN_STEPS = 10  # the open cap hand is this many of the pinch's 40 closing steps short of touching
+RISE_GAIN = 1.0  # the twisting hand rises this many thread pitches per turn of the wrist
+TWIST_SPEED = 0.9  # twisting speed, fraction of the wrist's rotation limit
+TIP_BELOW_SKIRT_MID = 0.002  # the fingertip sites close this far below the middle of the cap's skirt (m)
+GRIP_BELOW_TOP = 0.075  # hold the bottle this far below its shoulder: as high as the thumb, which
+# wraps up over the index finger, stays clear of the cap (a high grip keeps the bottle from tipping)
+PRESS = 0.0  # once closed, the holding hand pushes this far down, keeping the bottle on the table
+MIN_GRIP_H = 0.065  # ... but at least this high, so the hand's lower edge clears the table
+POWER_SQUEEZE = 1.35  # the holding hand closes this far along open -> power (past contact: it squeezes)
+PALM_GAP = 0.0  # palm to bottle surface in the side power grasp (m)
+PLACE_OFFSET = np.array([0.0, -0.11, 0.0])  # where the cap goes, relative to the bottle (rig frame)
+SIDE_CLAW_MAT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # palm -y, fingers +x, width up
+
+
+def power_axis_point(emb: Embodiment, side: str) -> NDArray[np.float64]:
+    """Where a cylinder's axis sits in a `power` grasp (wrist frame), measured by forward kinematics:
+    halfway between the palm centre and the mean of the non-thumb fingertips, which wrap around it.
+
+    On both hands this lies within 7 mm of where a 30-38 mm bottle settles in the closed hand; the
+    `claw` centre (meant for top-down grasps) put the bottle 2.5 cm too far out on the Sharpa hand,
+    and the closing fingers shoved and tipped it.
+    """
+    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
+    data = mujoco.MjData(model)
+    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
+    data.qpos[qadr] = emb.grasp_pose("power", side)
+    mujoco.mj_kinematics(model, data)
+    wrist = model.site(emb.wrist_site).id
+    r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
+    local = {s: r.T @ (data.site_xpos[model.site(s).id] - p) for s in emb.fingertip_sites[1:] + (emb.palm_site,)}
+    tips = np.mean([local[s] for s in emb.fingertip_sites[1:]], axis=0)
+    return 0.5 * (local[emb.palm_site] + tips)
+
+
+def pinch_center_profile(emb: Embodiment, side: str, partners_tol: float = 0.035) -> NDArray[np.float64]:
+    """Centre of the gap between the thumb's and its pinch partners' fingertip links (wrist frame)
+    at the 41 closing steps of `GraspGeometry.pinch_gap` (pre_pinch -> pinch): the midpoint of the
+    closest points of the nearest pair of links. An object as wide as the gap at a step must sit
+    there for the closing pinch to meet it from both sides at once (fingers sweep arcs, so this is
+    not the final meeting point, and the fingertip sites are not the pads)."""
+    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
+    data = mujoco.MjData(model)
+    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
+    wrist = model.site(emb.wrist_site).id
+    thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
+    pre, pinch = emb.grasp_pose("pre_pinch", side), emb.grasp_pose("pinch", side)
+
+    def pose(q: NDArray[np.float64]) -> None:
+        data.qpos[:] = 0
+        data.qpos[qadr] = q
+        mujoco.mj_kinematics(model, data)
+
+    def site(s: str) -> NDArray[np.float64]:
+        return data.site_xpos[model.site(s).id].copy()
+
+    pose(pinch)
+    partners = [f for f in fingers if np.linalg.norm(site(f) - site(thumb)) < partners_tol] or [fingers[0]]
+
+    def geoms(s: str) -> list[int]:
+        b = int(model.site_bodyid[model.site(s).id])
+        return [g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == b]
+
+    thumb_geoms, partner_geoms = geoms(thumb), [g for f in partners for g in geoms(f)]
+    out = []
+    fromto = np.zeros(6)
+    for a in np.linspace(0.0, 1.0, 41):
+        pose(pre + a * (pinch - pre))
+        best, mid = np.inf, np.zeros(3)
+        for g1 in thumb_geoms:
+            for g2 in partner_geoms:
+                dist = mujoco.mj_geomDistance(model, data, g1, g2, 1.0, fromto)
+                if dist < best:
+                    best, mid = dist, 0.5 * (fromto[:3] + fromto[3:])
+        r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
+        out.append(r.T @ (mid - p))
+    return np.array(out)
+
+
+def _rz(angle: float) -> NDArray[np.float64]:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _yaw_of(rot: NDArray[np.float64]) -> float:
+    """Yaw of a palm-down wrist rotation relative to the home pose."""
+    m = rot @ HOME_WRIST_MAT.T
+    return math.atan2(m[1, 0], m[0, 0])
+
+
+class BottleUncapExpert:
+    """Privileged-state expert; `act` returns a one-step chunk (1, action_dim)."""
+
+    embodiments: tuple[str, ...] = ()
+
+    def __init__(self, env: EgosimEnv) -> None:
+        self.env = env
+        self.task: ScrewCapTask = env.task  # type: ignore[assignment]
+        self.emb = env.embodiment
+        self.geo = {s: GraspGeometry.measure(self.emb, s) for s in SIDES}
+        self.power_axis = {s: power_axis_point(self.emb, s) for s in SIDES}
+        self.pinch_centre = pinch_center_profile(self.emb, "right")
+        self.lim = lim = {s: self.emb.joint_limits(s) for s in SIDES}
+        self.pose = {}
+        for s in SIDES:
+            opened, claw = self.emb.grasp_pose("open", s), self.emb.grasp_pose("claw", s)
+            self.pose[s] = {
+                "open": opened,
+                "pinch": self.emb.grasp_pose("pinch", s),
+                "pre_pinch": self.emb.grasp_pose("pre_pinch", s),
+                "power": np.clip(opened + POWER_SQUEEZE * (self.emb.grasp_pose("power", s) - opened), lim[s][:, 0], lim[s][:, 1]),
+                # Past contact so the fingers squeeze (clipped to the joint limits).
+                "claw": np.clip(opened + 1.25 * (claw - opened), lim[s][:, 0], lim[s][:, 1]),
+            }
+        self.reset()
+
+    # ------------------------------------------------------------------ policy API
+    def reset(self, seed: int | None = None) -> None:
+        self.memo: dict[str, Any] = {}
+        self.cycle = 0
+        self.placing = False
+        self.scripts = {"left": HandScript("left", self._bottle_stages()), "right": HandScript("right", self._approach_stages())}
+
+    def act(self, observation: dict[str, Any]) -> NDArray[np.float64]:
+        env = self.env
+        right = self.scripts["right"]
+        if right.finished and not self.placing:
+            if self.task.cap.engaged(env.data):
+                right.stages += self._cycle_stages(self.cycle)
+                self.cycle += 1
+            else:
+                right.stages += self._place_stages()
+                self.placing = True
+        max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
+        max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
+        parts = {}
+        for side in SIDES:
+            parts[side] = self.scripts[side].step(
+                env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, self.pose[side]["open"]
+            )
+        return bimanual_action(parts)[None, :]
+
+    # ------------------------------------------------------------------ helpers
+    def _once(self, key: str, fn: Callable[[], Any]) -> Any:
+        """Computes a stage's target the first time it is asked for (then it stays fixed)."""
+        if key not in self.memo:
+            self.memo[key] = fn()
+        return self.memo[key]
+
+    def _hand(self, side: str, name: str) -> Callable[[], NDArray[np.float64]]:
+        return lambda: self.pose[side][name]
+
+    def _bottle(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(bottom centre, rotation) of the bottle."""
+        d, b = self.env.data, self.task.cap.bottle_body
+        return d.xpos[b].copy(), d.xmat[b].reshape(3, 3).copy()
+
+    def _cap_axis_point(self) -> NDArray[np.float64]:
+        """The cap's origin (on its axis, at the neck top when seated), world frame."""
+        return self.env.data.xpos[self.task.cap.cap_body].copy()
+
+    # ------------------------------------------------------------------ left hand: hold the bottle
+    def _bottle_stages(self) -> list[Stage]:
+        side, geo = "left", self.geo["left"]
+        rot = SIDE_CLAW_MAT
+
+        def at(offset: float, press: float = 0.0) -> Callable[[], Pose]:
+            def target() -> Pose:
+                shape = self.task.cap.shape
+                assert shape is not None
+                grip_h = max(MIN_GRIP_H, shape.height - GRIP_BELOW_TOP)
+                axis = self.power_axis[side]
+                hand_point = np.array([axis[0], axis[1], geo.palm_center[2] + shape.radius + PALM_GAP])
+                base, _ = self._once("bottle0", self._bottle)
+                point = base + np.array([0.0, offset, grip_h - press])
+                return wrist_for_point(point, rot, hand_point)
+
+            return target
+
+        hold = at(0.0)
+        return [
+            Stage("beside", at(0.08), self._hand(side, "open"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
+            Stage("in", hold, self._hand(side, "open"), speed=0.4, max_s=2.0),
+            Stage("close", hold, self._hand(side, "power"), min_s=0.8, hand_blend_s=0.6),
+            Stage("hold", at(0.0, press=PRESS), self._hand(side, "power"), max_s=1e9, done=lambda: False),
+        ]
+
+    # ------------------------------------------------------------------ right hand: the cap
+    def _cap_axis(self) -> NDArray[np.float64]:
+        """The bottle's axis (unit, world frame), which the thread turns about: the bottle may lean a
+        little in the holding hand. (The cap's own axis wobbles on the soft weld under the fingers;
+        following it made the twist slip more.)"""
+        return self.env.data.xmat[self.task.cap.bottle_body].reshape(3, 3)[:, 2].copy()
+
+    def _cap_grasp_pose(self, yaw: float) -> Pose:
+        """Wrist pose that puts the pinch's contact centre (for the cap's width) on the cap's axis
+        just below the middle of its skirt, the palm facing down the axis, yawed by `yaw`."""
+        shape = self.task.cap.shape
+        assert shape is not None
+        axis = self._cap_axis()
+        lean = np.cross([0.0, 0.0, 1.0], axis)  # tilt the palm-down hand onto the bottle's axis
+        sin_lean = float(np.linalg.norm(lean))
+        tilt = axis_angle_to_matrix(lean, math.asin(min(1.0, sin_lean))) if sin_lean > 1e-6 else np.eye(3)
+        rot = tilt @ _rz(yaw) @ HOME_WRIST_MAT
+        # Fingertips that sweep down as the pinch closes past contact (Sharpa) slide further down
+        # the cap, by about twice the rest of their reach: start that much higher.
+        reach = self.geo["right"].pinch_reach
+        sweep = float(reach[-1] - reach[self._contact_step()])
+        offset = CAP_SEAT_GAP - 0.5 * (shape.cap_height - CAP_ROOF) - TIP_BELOW_SKIRT_MID + SWEEP_GAIN * sweep
+        point = self._cap_axis_point() + offset * axis
+        return wrist_for_point(point, rot, self.pinch_centre[self._contact_step()])
+
+    def _contact_step(self) -> int:
+        """The pinch's closing step at which the gap between thumb and partner equals the cap's width."""
+        shape = self.task.cap.shape
+        assert shape is not None
+        hits = np.flatnonzero(self.geo["right"].pinch_gap <= 2 * shape.cap_radius)
+        return int(hits[0]) if hits.size else len(self.geo["right"].pinch_gap) - 1
+
+    def _cap_grip(self) -> NDArray[np.float64]:
+        """The pinch `GRIP_STEPS` closing steps past touching the cap: a firm but limited squeeze.
+        A full pinch on a 3 cm cap pressed the Sharpa index finger on it with 40 N against the
+        thumb's 8 N and shoved the bottle out of the other hand."""
+        pre, pinch = self.pose["right"]["pre_pinch"], self.pose["right"]["pinch"]
+        return pre + min(1.0, (self._contact_step() + GRIP_STEPS) / 40) * (pinch - pre)
+
+    def _cap_open(self) -> NDArray[np.float64]:
+        """The pinch `OPEN_STEPS` closing steps short of touching the cap. Not pre_pinch: on a hand
+        whose fingertips swing down as the pinch closes (Sharpa), closing from pre_pinch brought the
+        inner finger links down on the cap's top edge before the fingertips reached its sides."""
+        pre, pinch = self.pose["right"]["pre_pinch"], self.pose["right"]["pinch"]
+        return pre + max(0.0, (self._contact_step() - OPEN_STEPS) / 40) * (pinch - pre)
+
+    def _orbit(self, key: str, yaw_goal: float, rise: bool, speed: float) -> Callable[[], Pose]:
+        """Turns the commanded wrist about the cap's axis toward yaw `yaw_goal`, one control
+        step's worth of rotation at a time at `speed` (a fraction of the wrist's rotation limit), so
+        the position and the rotation stay in step (a straight line between the end poses would cut
+        through the cap); `rise` lifts it with the thread while the pinch holds the cap. The axis is
+        where the cap was when the turn began: chasing a cap that the fingers push aside a little
+        pushed it further (and the slipping fingers lost a third of each twist)."""
+        step = speed * 0.9 * self.emb.max_wrist_rot_speed * self.env.control_dt
+
+        def target() -> Pose:
+            p, r = self.env.commanded_wrist_pose("right")
+            pivot = self._once(key, self._cap_axis_point)
+            axis = self._once(key + "_axis", self._cap_axis)
+            d = float(np.clip(yaw_goal - _yaw_of(r), -step, step))
+            rz = axis_angle_to_matrix(axis, d)
+            goal = pivot + rz @ (p - pivot)
+            goal[2] = p[2] + (RISE_GAIN * PITCH * d / (2 * math.pi) if rise else 0.0)
+            return goal, rz @ r
+
+        return target
+
+    def _approach_stages(self) -> list[Stage]:
+        side = "right"
+        start = -math.radians(TWIST_DEG) / 2
+
+        def above() -> Pose:
+            p, r = self._cap_grasp_pose(start)
+            return p + np.array([0.0, 0.0, 0.06]), r
+
+        return [
+            Stage("above", above, self._cap_open, max_s=4.0, tol_pos=0.01, tol_rot=0.1),
+            Stage("descend", lambda: self._cap_grasp_pose(start), self._cap_open, speed=0.4, max_s=3.0),
+        ]
+
+    def _cycle_stages(self, k: int) -> list[Stage]:
+        """One turn of the cap: (after the first) open and turn back, then re-centre, grip and twist.
+        `act` appends a cycle while the thread is engaged, so a twist in which it lets go is
+        followed by placing, with the pinch still closed."""
+        side = "right"
+        half = math.radians(TWIST_DEG) / 2
+        grip = self._cap_grip
+        opened = self._cap_open
+        align = lambda: self._once(f"align{k}", lambda: self._cap_grasp_pose(-half))  # noqa: E731
+        back: list[Stage] = []
+        if k > 0:
+            hold = lambda: self._once(f"released{k}", lambda: self.env.commanded_wrist_pose(side))  # noqa: E731
+
+            def up() -> Pose:
+                p, r = hold()
+                return p + np.array([0.0, 0.0, BACK_LIFT]), r
+
+            back = [
+                # Opening the pinch wide while the fingers touch the cap drags it back: first ease
+                # the squeeze to just touching, slide the fingers up off the cap, then open.
+                Stage(f"open{k}", hold, self._cap_open, min_s=OPEN_S, hand_blend_s=OPEN_S),
+                Stage(f"up{k}", up, self._cap_open, min_s=0.2, max_s=1.0),
+                Stage(f"back{k}", self._orbit(f"back_axis{k}", -half, rise=False, speed=1.0), opened, max_s=3.0),
+            ]
+        return [
+            *back,
+            Stage(f"align{k}", align, opened, speed=0.4, max_s=1.5, tol_pos=0.002),
+            Stage(f"grip{k}", align, grip, min_s=0.35, hand_blend_s=0.25, max_s=1.0),
+            Stage(f"twist{k}", self._orbit(f"twist_axis{k}", half, rise=True, speed=TWIST_SPEED), grip,
+                  max_s=3.0, hand_blend_s=0.01),
+        ]
+
+    def _place_stages(self) -> list[Stage]:
+        side = "right"
+        shape = self.task.cap.shape
+        assert shape is not None  # placing starts mid-episode
+        grip = self._cap_grip
+        skirt = shape.cap_height - CAP_ROOF - CAP_SEAT_GAP  # cap origin above the skirt's lower edge
+
+        def rel() -> Pose:
+            wp, wr = self.env.wrist_pose(side)
+            return wr.T @ (self._cap_axis_point() - wp), wr
+
+        def lift() -> Pose:
+            p, r = self._once("lift_from", lambda: self.env.commanded_wrist_pose(side))
+            return p + np.array([0.0, 0.0, 0.06]), r
+
+        def over(height: float) -> Callable[[], Pose]:
+            def target() -> Pose:
+                cap_in_wrist, _ = self._once("cap_rel", rel)
+                _, r = lift()
+                base, _ = self._once("bottle_place", self._bottle)
+                goal = np.array([base[0], base[1], TABLE_HEIGHT + skirt + height]) + PLACE_OFFSET
+                return goal - r @ cap_in_wrist, r
+
+            return target
+
+        def touching() -> bool:
+            """The cap's lowest point has reached the table (it may hang tilted in the fingers)."""
+            d, c = self.env.data, self.task.cap.cap_body
+            rot = d.xmat[c].reshape(3, 3)
+            axis_len = shape.cap_height / 2
+            centre = d.xpos[c] + rot @ np.array([0.0, 0.0, CAP_SEAT_GAP + CAP_ROOF - axis_len])
+            low = centre[2] - abs(rot[2, 2]) * axis_len - shape.cap_radius * math.sqrt(max(0.0, 1 - rot[2, 2] ** 2))
+            return bool(low < TABLE_HEIGHT + 0.002)
+
+        def away() -> Pose:
+            p, r = self._once("placed", lambda: self.env.commanded_wrist_pose(side))
+            return p + np.array([0.0, 0.0, 0.08]), r
+
+        yaw = lambda: self._once("place_yaw", lambda: _yaw_of(self.env.commanded_wrist_pose(side)[1]))  # noqa: E731
+        hold = lambda: self._once("regrip_from", lambda: self.env.commanded_wrist_pose(side))  # noqa: E731
+
+        def up() -> Pose:
+            p, r = hold()
+            return p + np.array([0.0, 0.0, BACK_LIFT]), r
+
+        regrip = lambda: self._once("regrip", lambda: self._cap_grasp_pose(yaw()))  # noqa: E731
+        return [
+            # The thread let go during the last twist, when the fingers may have been slipping:
+            # let go and grip the loose cap afresh, where it sits now.
+            Stage("open_cap", hold, self._cap_open, min_s=OPEN_S, hand_blend_s=OPEN_S),
+            Stage("up_cap", up, self._cap_open, min_s=0.2, max_s=1.0),
+            Stage("regrip_align", regrip, self._cap_open, speed=0.4, max_s=1.5, tol_pos=0.002),
+            Stage("regrip", regrip, grip, min_s=0.35, hand_blend_s=0.25, max_s=1.0),
+            Stage("lift", lift, grip, speed=0.4, max_s=2.0, hand_blend_s=0.01),
+            Stage("carry", over(0.05), grip, speed=0.5, max_s=3.0, hand_blend_s=0.01),
+            Stage("lower", over(-0.01), grip, speed=0.2, max_s=2.0, hand_blend_s=0.01, done=touching, tol_pos=1.0),
+            Stage("release", lambda: self._once("placed", lambda: self.env.commanded_wrist_pose(side)),
+                  self._hand(side, "open"), min_s=0.5, hand_blend_s=0.4),
+            Stage("retreat", away, self._hand(side, "open"), speed=0.5),
+            Stage("done", away, self._hand(side, "open"), max_s=1e9, done=lambda: False),
+        ]
