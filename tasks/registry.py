@@ -11,8 +11,10 @@ from egosim.env import EgosimEnv
 from egosim.errors import InvalidChoiceError
 from egosim.task import Task
 from egosim.tasks.pen_in_bin import PenInBin
+from egosim.tasks.shirt_fold import ShirtFold
+from egosim.tasks.shirt_roll import ShirtRoll
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PenInBin,)}
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (PenInBin, ShirtRoll, ShirtFold)}
 
 
 def task_names(tag: str | None = None) -> tuple[str, ...]:
