@@ -2,7 +2,7 @@
 
 Scene: the T-shirt (`egosim.tasks.cloth`: a 232-vertex flex cloth, 0.54 x 0.63 m body, 0.18 m
 sleeves) lies flat on the table, hem toward the robot, slightly left of centre; an open basket
-(inside 0.24 x 0.22 m, walls 10 cm high, standing on the table) is on the right near the robot.
+(inside 0.40 x 0.26 m, walls 10 cm high, standing on the table) is on the right near the robot.
 Instruction: "Roll the T-shirt and put it into the basket."
 
 Rubric (progress, EgoScale I: 0 / 0.3 initial fold / 0.5 several folds or partial roll / 0.8 rolled
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from egosim.policy import Policy
     from egosim.rig import RigHandles
 
-BASKET_HALF = (0.12, 0.11)  # inner half sizes (x, y), m
+BASKET_HALF = (0.20, 0.13)  # inner half sizes (x, y), m
 BASKET_WALL = 0.01  # wall thickness
 BASKET_H = 0.10  # wall height
 RAISED = CLOTH_RADIUS + 0.5 * LAYER  # 10 mm
@@ -80,7 +80,7 @@ class ShirtRoll(ClothTask, Task):
     def __init__(self, pinch: str = "anchor") -> None:
         ClothTask.__init__(self, pinch)
         self.last: dict[str, bool] = {}
-        self.basket_xy = np.array([0.36, -0.45])
+        self.basket_xy = np.array([0.45, -0.45])
 
     # ------------------------------------------------------------------ scene
     def build(self, spec: mujoco.MjSpec, embodiment: Embodiment) -> None:
@@ -103,11 +103,11 @@ class ShirtRoll(ClothTask, Task):
 
     def sample_initial_state(self, rng: np.random.Generator) -> InitialState:
         """The shirt within 2.5 cm of (0.56, 0.06), turned up to 6 degrees; the basket within 2 cm of
-        (0.36, -0.45)."""
+        (0.45, -0.45)."""
         return {
             "shirt_xy": [round(float(rng.uniform(0.535, 0.585)), 4), round(float(rng.uniform(0.035, 0.085)), 4)],
             "shirt_yaw": round(float(rng.uniform(-0.1, 0.1)), 4),
-            "basket_xy": [round(float(rng.uniform(0.34, 0.38)), 4), round(float(rng.uniform(-0.47, -0.43)), 4)],
+            "basket_xy": [round(float(rng.uniform(0.43, 0.47)), 4), round(float(rng.uniform(-0.47, -0.43)), 4)],
         }
 
     def apply_initial_state(self, model: mujoco.MjModel, data: mujoco.MjData, state: InitialState) -> None:

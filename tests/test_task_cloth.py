@@ -121,3 +121,140 @@ def test_no_anchor_in_the_air_with_one_finger_or_by_friction() -> None:
     env.reset(seed=0, options={"initial_state": FLAT})
     _pinch_corner(env)
     assert env.task.pinch.anchored == 0
+
+
+# ---------------------------------------------------------------------------------------------- predicates
+def _settle_state(env, world: np.ndarray) -> dict[str, bool]:
+    env.task.set_vertices(env.data, world)
+    mujoco.mj_forward(env.model, env.data)
+    return env.task.milestones(env.model, env.data)
+
+
+def _flat(env) -> np.ndarray:
+    x, y, yaw = env.task.shirt_pose.tolist()
+    return env.task.laid_out(x, y, yaw)
+
+
+@pytest.fixture(scope="module")
+def fold_env():
+    env = _env("shirt_fold")
+    env.reset(seed=0, options={"initial_state": 0})
+    return env
+
+
+@pytest.fixture(scope="module")
+def roll_env():
+    env = _env("shirt_roll")
+    env.reset(seed=0, options={"initial_state": 0})
+    return env
+
+
+def _to_world(env, local: np.ndarray) -> np.ndarray:
+    x, y, yaw = env.task.shirt_pose.tolist()
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.stack([x + c * local[:, 0] - s * local[:, 1], y + s * local[:, 0] + c * local[:, 1],
+                     TABLE_HEIGHT + local[:, 2]], axis=1)
+
+
+def _folded_sleeve(env, sides=("left",), bottom: bool = False) -> np.ndarray:
+    """The flat shirt with sleeves folded over the shoulder lines and, optionally, the hem folded up
+    a third of the way (mirror images about the fold lines, one layer up)."""
+    mesh = env.task.mesh
+    loc = np.column_stack([mesh.verts[:, :2], np.full(len(mesh.verts), Z_FLAT - TABLE_HEIGHT)])
+    for side in sides:
+        idx = mesh.regions[f"{side}_sleeve"]
+        sign = 1.0 if side == "left" else -1.0
+        loc[idx, 1] = sign * BODY_W - loc[idx, 1]
+        loc[idx, 2] += LAYER
+    if bottom:
+        line = -BODY_L / 2 + BODY_L * 0.2
+        low = loc[:, 0] < line
+        loc[low, 0] = 2 * line - loc[low, 0]
+        loc[low, 2] += LAYER
+    return _to_world(env, loc)
+
+
+def test_flat_shirt_scores_zero(fold_env, roll_env) -> None:
+    for env in (fold_env, roll_env):
+        reached = _settle_state(env, _flat(env))
+        assert not any(reached.values()), reached
+        assert env.task.rubric.score(reached) == 0.0
+
+
+def test_one_folded_sleeve_scores_0_4(fold_env) -> None:
+    reached = _settle_state(fold_env, _folded_sleeve(fold_env, ("left",)))
+    assert reached == {"one_sleeve": True, "both_sleeves": False, "bottom_fold": False, "messy": False}
+    assert fold_env.task.rubric.score(reached) == pytest.approx(0.4)
+
+
+def test_full_fold_and_messy_penalty(fold_env) -> None:
+    reached = _settle_state(fold_env, _folded_sleeve(fold_env, ("left", "right"), bottom=True))
+    assert reached == {"one_sleeve": True, "both_sleeves": True, "bottom_fold": True, "messy": False}
+    assert fold_env.task.is_success(fold_env.model, fold_env.data, reached)
+    assert fold_env.task.rubric.score(reached) == 1.0  # 1.1 clipped
+    bunched = _folded_sleeve(fold_env, ("left",))
+    bunched[fold_env.task.mesh.keypoints["center"], 2] = TABLE_HEIGHT + 0.08
+    reached = _settle_state(fold_env, bunched)
+    assert reached["messy"] and fold_env.task.rubric.score(reached) == pytest.approx(0.3)
+    assert not fold_env.task.is_success(fold_env.model, fold_env.data, reached)
+
+
+def test_negative_points_in_an_additive_rubric() -> None:
+    r = Rubric("additive", (Milestone("a", 0.4, ""), Milestone("b", 0.4, ""), Milestone("c", 0.3, ""),
+                            Milestone("messy", -0.1, "")))
+    assert r.score({"messy": True}) == 0.0  # clipped at 0
+    assert r.score({"a": True, "messy": True}) == pytest.approx(0.3)
+    assert r.score({"a": True, "b": True, "c": True, "messy": True}) == pytest.approx(1.0)
+    assert r.score({"a": True, "b": True, "c": True}) == 1.0
+
+
+def _rolled(env, center_xy) -> np.ndarray:
+    """The shirt rolled from the hem about an axis across it (an Archimedean spiral, one layer per turn)."""
+    mesh = env.task.mesh
+    r0, b = 0.01, 1.2 * LAYER / (2 * math.pi)
+    s = mesh.verts[:, 0] + BODY_L / 2  # arc length from the hem
+    theta = (-r0 + np.sqrt(r0 * r0 + 2 * b * s)) / b
+    r = r0 + b * theta
+    r_max = float(r.max())
+    x = center_xy[0] + r * np.sin(theta)
+    z = Z_FLAT + r_max - r * np.cos(theta)
+    return np.column_stack([x, center_xy[1] + mesh.verts[:, 1], z])
+
+
+def test_rolled_shirt_outside_the_basket_scores_0_8(roll_env) -> None:
+    reached = _settle_state(roll_env, _rolled(roll_env, (0.6, 0.05)))
+    assert reached == {"initial_fold": True, "partial_roll": True, "rolled": True, "in_basket": False}
+    assert roll_env.task.rubric.score(reached) == pytest.approx(0.8)
+    assert not roll_env.task.is_success(roll_env.model, roll_env.data, reached)
+
+
+def test_rolled_shirt_in_the_basket_succeeds(roll_env) -> None:
+    bx, by = roll_env.task.basket_xy
+    roll = _rolled(roll_env, (0.0, 0.0))
+    c = roll[:, :2] - roll[:, :2].mean(0)
+    roll[:, :2] = np.column_stack([c[:, 1] * 0.4, c[:, 0]]) + [bx, by]  # turned, squeezed along its axis
+    reached = _settle_state(roll_env, roll)
+    assert reached["in_basket"]
+    env_reached = {**reached, "rolled": True}
+    assert roll_env.task.is_success(roll_env.model, roll_env.data, env_reached)
+    assert roll_env.task.rubric.score(reached) == 1.0
+
+
+def test_pinch_option_is_validated_and_reported() -> None:
+    with pytest.raises(InvalidChoiceError) as exc:
+        _env("shirt_fold", pinch="glue")
+    assert set(exc.value.choices) == {"anchor", "friction"}
+    with pytest.raises(EgosimError):
+        _env("shirt_roll", grip="x")
+    with pytest.raises(EgosimError):
+        egosim.tasks.make_env("pen_in_bin", "sharpa_wave", obs_mode="state", task_options={"pinch": "anchor"})
+    env = _env("shirt_roll", pinch="friction")
+    _, info = env.reset(seed=0)
+    assert info["pinch"] == "friction"
+
+
+def test_shirt_mesh() -> None:
+    mesh = shirt_mesh()
+    assert len(mesh.verts) >= 200
+    assert len(mesh.regions["left_sleeve"]) == len(mesh.regions["right_sleeve"]) > 0
+    assert np.ptp(mesh.verts[:, 1]) == pytest.approx(BODY_W + 2 * 0.18)
