@@ -53,7 +53,7 @@ CLOTH_RADIUS = 0.005  # collision half-thickness of the cloth (m)
 CLOTH_FRICTION = 1.0
 PINCH_MODES = ("anchor", "friction")
 PINCH_TOUCH = 0.004  # a fingertip pad whose surface is this close to the cloth's surface touches it
-PINCH_CLOSE = 0.015  # thumb and opposing tip closer than this plus their gap in the hand's pinch pose: a pinch
+PINCH_CLOSE = 0.020  # (the cloth between the pads keeps them ~15 mm apart) thumb and opposing tip closer than this plus their gap in the hand's pinch pose: a pinch
 PINCH_OPEN = 0.015  # ... and this much farther apart than that: released
 PINCH_REACH = 0.040  # anchored vertices lie this close to the point between the tips
 PINCH_VERTS = 3  # spare connect equalities per hand
@@ -156,6 +156,12 @@ def add_shirt(spec: mujoco.MjSpec, mesh: ShirtMesh, *, name: str = "shirt", self
     flex.friction = [CLOTH_FRICTION, 0.005, 0.0001]
     flex.condim = 3
     flex.solref = [0.005, 1.0]
+    # A vertex weighs 0.65 g: MuJoCo's soft contacts scale with the effective mass, so a hand
+    # pressing on the cloth sinks it into the table under the default impedance (12 mm measured).
+    # A near-hard impedance, and priority over the table and the fingers so these settings (and the
+    # cloth's friction) govern every cloth contact, keep that within the benchmark's 2 mm.
+    flex.solimp = [0.99, 0.999, 0.001, 0.5, 2.0]
+    flex.priority = 1
     flex.selfcollide = {"none": mujoco.mjtFlexSelf.mjFLEXSELF_NONE,
                         "auto": mujoco.mjtFlexSelf.mjFLEXSELF_AUTO}[selfcollide]
     # Name the generated vertex joints (every element is named).
@@ -221,7 +227,7 @@ def _closed_tip_gap(xml: str, joints: tuple[str, ...], sites: tuple[str, ...], p
     return float(min(np.linalg.norm(tips[0] - t) for t in tips[1:]))
 
 
-def _pad_geom(model: mujoco.MjModel, site: int) -> tuple[int, float]:
+def pad_geom(model: mujoco.MjModel, site: int) -> tuple[int, float]:
     """(geom id, radius) of the colliding geom on `site`'s body whose surface is nearest the site."""
     body = int(model.site_bodyid[site])
     best, best_d = -1, math.inf
@@ -271,7 +277,7 @@ class ClothPinch:
         self._thumb_site = {s: rig.hands[s].fingertip_sites[embodiment.fingertip_sites[0]] for s in SIDES}
         self._fingers = {s: [rig.hands[s].fingertip_sites[t] for t in embodiment.fingertip_sites[1:]] for s in SIDES}
         self._thumb_body = {s: int(model.site_bodyid[self._thumb_site[s]]) for s in SIDES}
-        self._pad = {int(site): _pad_geom(model, int(site)) for h in rig.hands.values()
+        self._pad = {int(site): pad_geom(model, int(site)) for h in rig.hands.values()
                      for site in h.fingertip_sites.values()}
         self._link_geoms = {int(site): np.flatnonzero(model.geom_bodyid == model.site_bodyid[site])
                             for h in rig.hands.values() for site in h.fingertip_sites.values()}
@@ -411,6 +417,9 @@ class ClothTask:
         # No-slip costs 1.8x with a cloth (231 contacts) and holds nothing here: cloth is held by the
         # pinch model, and no rigid object is grasped in the cloth tasks.
         spec.option.noslip_iterations = 0
+        # The constraint solver is most of the cost (231 cloth contacts and ~640 edge equalities for
+        # 749 dofs); CG ran about 1.7x faster than Newton here (benchmarks/cloth.py --variants).
+        spec.option.solver = mujoco.mjtSolver.mjSOL_NEWTON
         add_cloth_table(spec)
         add_shirt(spec, self.mesh)
         self.pinch.build(spec, embodiment)

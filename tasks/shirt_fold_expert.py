@@ -1,22 +1,79 @@
-"""Scripted expert for shirt_fold (not written yet): holds both hands open at home.
+"""Scripted expert for shirt_fold, written once against semantic handles (any embodiment).
 
-A placeholder so the task satisfies the Task contract (`make_expert`); it scores 0. The plan (issue
-#11): semantic handles only (fingertip sites, GraspGeometry, grasp poses), acting only through the
-action; the cloth's pinch model anchors what the fingertips pinch.
+Each hand folds its own sleeve over the body at the same time: the wrist is turned so that, in the
+`pinch` grasp pose, the thumb's pad and its partner's pad sit side by side at the same height
+(measured on the hand model by forward kinematics); the hand comes down in `pre_pinch` over the
+sleeve's outer edge, with the pads just pressing the cloth, closes to `pinch` (the cloth's pinch
+model anchors the cloth between the pads), lifts 10 cm, carries the sleeve across the shoulder line
+to its mirror image over the body, lowers it to 3 cm, opens (the pinch releases) and goes home.
+Then both hands pinch the hem, 17 cm either side of the centre line, and fold the bottom up over a
+line a quarter of the body's length above the hem. Everything acts through the action (wrist
+targets and grasp poses); the expert reads the laid-out shirt pose (privileged) only.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import mujoco
 import numpy as np
 from numpy.typing import NDArray
 
-from egosim.embodiment import SIDES
-from egosim.geometry import matrix_to_rot6d
+from egosim.embodiment import SIDES, Embodiment
+from egosim.geometry import axis_angle_to_matrix
+from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
+from egosim.tasks.cloth import BODY_L, BODY_W, CLOTH_RADIUS, SLEEVE_L, SLEEVE_W, pad_geom
+from egosim.tasks.scripted import HandScript, Pose, Stage, bimanual_action
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
+
+LIFT = 0.10  # carry height of a pinched edge (m)
+LOWER = 0.03  # height at which a carried edge is let go
+PRESS = 0.002  # how far the pads press into the cloth's top surface when pinching
+HEM_INSET = 0.045  # pinch the hem this far above its edge (the Sharpa's wrist reaches x >= 0.15)
+HEM_Y = 0.17  # hem pinch points either side of the centre line
+FOLD_LINE = 0.25  # the bottom fold's line, as a fraction of the body's length above the hem
+
+
+@dataclass(frozen=True)
+class PadPinch:
+    """Wrist-frame geometry of a level pad-to-pad pinch, measured on the hand model.
+
+    Attributes:
+        rot: Wrist orientation (world) with the palm down and the closed pads level.
+        point: Midpoint of the two closed pads' centres (wrist frame).
+        pad_radius: The thumb pad's radius.
+    """
+
+    rot: NDArray[np.float64]
+    point: NDArray[np.float64]
+    pad_radius: float
+
+    @classmethod
+    def measure(cls, emb: Embodiment, side: str) -> PadPinch:
+        model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
+        data = mujoco.MjData(model)
+        qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
+        data.qpos[qadr] = emb.grasp_pose("pinch", side)
+        mujoco.mj_kinematics(model, data)
+        sites = [model.site(n).id for n in emb.fingertip_sites]
+        partner = min(sites[1:], key=lambda s: float(np.linalg.norm(data.site_xpos[s] - data.site_xpos[sites[0]])))
+        wrist = model.site(emb.wrist_site).id
+        r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
+        (ga, ra), (gb, _) = pad_geom(model, sites[0]), pad_geom(model, partner)
+        a, b = r.T @ (data.geom_xpos[ga] - p), r.T @ (data.geom_xpos[gb] - p)
+        v = HOME_WRIST_MAT @ (b - a)
+        axis = np.cross(v, [0.0, 0.0, 1.0])
+        level = axis_angle_to_matrix(axis / np.linalg.norm(axis), -math.asin(v[2] / np.linalg.norm(v)))
+        return cls(rot=level @ HOME_WRIST_MAT, point=0.5 * (a + b), pad_radius=ra)
+
+    def wrist_for(self, point: NDArray[np.float64]) -> Pose:
+        """The wrist pose that puts the pads' midpoint at `point` (world)."""
+        return point - self.rot @ self.point, self.rot
 
 
 class ShirtFoldExpert:
@@ -24,12 +81,63 @@ class ShirtFoldExpert:
 
     def __init__(self, env: EgosimEnv) -> None:
         self.env = env
+        self.task = env.task
         self.emb = env.embodiment
+        self.pinch = {s: PadPinch.measure(self.emb, s) for s in SIDES}
+        self.reset()
 
+    # ------------------------------------------------------------------ policy API
     def reset(self, seed: int | None = None) -> None:
-        """Nothing to reset yet."""
+        self.scripts = {s: HandScript(s, self._stages(s)) for s in SIDES}
 
     def act(self, observation: dict[str, Any]) -> NDArray[np.float64]:
-        still = np.concatenate([np.zeros(3), matrix_to_rot6d(np.eye(3))])
-        parts = [np.concatenate([still, self.emb.grasp_pose("open", s)]) for s in SIDES]
-        return np.concatenate(parts)[None, :]
+        env = self.env
+        max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
+        max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
+        parts = {}
+        for side in SIDES:
+            parts[side] = self.scripts[side].step(
+                env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, self.emb.grasp_pose("open", side)
+            )
+        return bimanual_action(parts)[None, :]
+
+    # ------------------------------------------------------------------ stages
+    def _world(self, u: float, v: float, height: float) -> NDArray[np.float64]:
+        """Shirt-frame point (u to the neck, v to the shirt's left) at `height` above the table."""
+        x, y, yaw = self.task.shirt_pose.tolist()
+        c, s = math.cos(yaw), math.sin(yaw)
+        return np.array([x + c * u - s * v, y + s * u + c * v, TABLE_HEIGHT + height])
+
+    def _pinch_carry(self, side: str, tag: str, grab: tuple[float, float], drop: tuple[float, float],
+                     start: Callable[[], bool] = lambda: True) -> list[Stage]:
+        """Pinch the cloth at shirt-frame `grab`, carry it to `drop`, let go, rise."""
+        pp = self.pinch[side]
+        press = pp.pad_radius + 2 * CLOTH_RADIUS - PRESS
+        hand = lambda name: (lambda: self.emb.grasp_pose(name, side))  # noqa: E731
+        at = lambda uv, h: (lambda: pp.wrist_for(self._world(uv[0], uv[1], h)))  # noqa: E731
+        return [
+            Stage(f"{tag}_above", at(grab, 0.08), hand("pre_pinch"), max_s=4.0, done=start),
+            Stage(f"{tag}_down", at(grab, press), hand("pre_pinch"), speed=0.4, max_s=2.0, tol_pos=0.002),
+            Stage(f"{tag}_close", at(grab, press), hand("pinch"), min_s=0.5, max_s=1.5, hand_blend_s=0.3),
+            Stage(f"{tag}_lift", at(grab, LIFT), hand("pinch"), speed=0.5, max_s=2.0),
+            Stage(f"{tag}_carry", at(drop, LIFT), hand("pinch"), speed=0.5, max_s=3.0),
+            Stage(f"{tag}_lower", at(drop, LOWER), hand("pinch"), speed=0.5, max_s=2.0),
+            Stage(f"{tag}_open", at(drop, LOWER), hand("open"), min_s=0.4, max_s=1.0),
+            Stage(f"{tag}_up", at(drop, LOWER + 0.12), hand("open"), max_s=2.0),
+        ]
+
+    def _stages(self, side: str) -> list[Stage]:
+        sign = 1.0 if side == "left" else -1.0
+        # Sleeve: pinch 3.5 cm inside its outer edge, half-way along it; drop at the mirror image
+        # about the shoulder line (|y| = BODY_W / 2).
+        u = BODY_L / 2 - SLEEVE_L / 2
+        v = sign * (BODY_W / 2 + SLEEVE_W - 0.035)
+        sleeve = self._pinch_carry(side, "sleeve", (u, v), (u, sign * BODY_W - v))
+        other = "right" if side == "left" else "left"
+        both_done = lambda: self.scripts[other].at("hem_above")  # noqa: E731
+        g = -BODY_L / 2 + HEM_INSET
+        line = -BODY_L / 2 + FOLD_LINE * BODY_L
+        hem = self._pinch_carry(side, "hem", (g, sign * HEM_Y), (2 * line - g, sign * HEM_Y), start=both_done)
+        home = np.asarray(self.emb.home_wrist_pos[side], dtype=np.float64)
+        return sleeve + hem + [Stage("home", lambda: (home, HOME_WRIST_MAT), lambda: self.emb.grasp_pose("open", side),
+                                     max_s=3.0)]
