@@ -191,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
             is_hand[list(h.bodies)] = True
         env._cloth_bench_hand = is_hand
         apply_variant(env, VARIANTS[name])
-        drv = sleeve_fold(env)
+        try:
+            drv = sleeve_fold(env)
+        except (RuntimeError, mujoco.FatalError) as exc:
+            rows.append({"row": f"sleeve fold [{name}]", "rt": float("nan"), "failed": str(exc)[:120]})
+            continue
         wall = sum(w for w, _, _ in drv.log)
         rows.append({
             "row": "sleeve fold" + ("" if name == "default" else f" [{name}]"),
@@ -205,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'scene':40s} {'RT':>6s} {'table pen mm':>13s} {'finger pen mm':>14s}")
     for r in rows:
         pen = (f"{r['table_pen_mm']:13.2f} {r['finger_pen_mm']:14.2f}  sleeve folded: {r['one_sleeve']}"
-               if "table_pen_mm" in r else "")
+               if "table_pen_mm" in r else f"  FAILED: {r['failed']}" if "failed" in r else "")
         print(f"{r['row']:40s} {r['rt']:6.2f} {pen}")
     fold = rows[2]
     ok = fold["table_pen_mm"] <= 2.0 and fold["finger_pen_mm"] <= 2.0

@@ -4,10 +4,11 @@ Each hand folds its own sleeve over the body at the same time: the wrist is turn
 `pinch` grasp pose, the thumb's pad and its partner's pad sit side by side at the same height
 (measured on the hand model by forward kinematics); the hand comes down in `pre_pinch` over the
 sleeve's outer edge, with the pads just pressing the cloth, closes to `pinch` (the cloth's pinch
-model anchors the cloth between the pads), lifts 10 cm, carries the sleeve across the shoulder line
-to its mirror image over the body, lowers it to 3 cm, opens (the pinch releases) and goes home.
-Then both hands pinch the hem, 17 cm either side of the centre line, and fold the bottom up over a
-line a quarter of the body's length above the hem. Everything acts through the action (wrist
+model anchors the cloth between the pads), turns the sleeve over the shoulder line like a page (the
+pinch moves along a half circle about the fold line to its mirror image over the body), opens just
+above the body (the pinch releases) and rises.
+Then both hands pinch the hem, 20 cm either side of the centre line, and turn the bottom up the same
+way over a line 40 % of the body's length above the hem. Everything acts through the action (wrist
 targets and grasp poses); the expert reads the laid-out shirt pose (privileged) only.
 """
 
@@ -31,12 +32,11 @@ from egosim.tasks.scripted import HandScript, Pose, Stage, bimanual_action
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
 
-LIFT = 0.10  # carry height of a pinched edge (m)
-LOWER = 0.03  # height at which a carried edge is let go
+ARC_DEG = (30, 60, 90, 120, 150, 172)  # waypoints of the page turn (0 = grab, 180 = drop)
 PRESS = 0.002  # how far the pads press into the cloth's top surface when pinching
 HEM_INSET = 0.045  # pinch the hem this far above its edge (the Sharpa's wrist reaches x >= 0.15)
-HEM_Y = 0.17  # hem pinch points either side of the centre line
-FOLD_LINE = 0.25  # the bottom fold's line, as a fraction of the body's length above the hem
+HEM_Y = 0.20  # hem pinch points either side of the centre line
+FOLD_LINE = 0.40  # the bottom fold's line, as a fraction of the body's length above the hem
 
 
 @dataclass(frozen=True)
@@ -115,15 +115,20 @@ class ShirtFoldExpert:
         press = pp.pad_radius + 2 * CLOTH_RADIUS - PRESS
         hand = lambda name: (lambda: self.emb.grasp_pose(name, side))  # noqa: E731
         at = lambda uv, h: (lambda: pp.wrist_for(self._world(uv[0], uv[1], h)))  # noqa: E731
+        # Turn the pinched edge over like a page: along a half circle about the fold line (the
+        # midpoint of grab and drop), so the cloth between the fold line and the pinch stays taut
+        # and lands flat instead of falling in a heap.
+        g, dr = np.asarray(grab), np.asarray(drop)
+        mid, r = 0.5 * (g + dr), 0.5 * float(np.linalg.norm(dr - g))
+        arc = [(tuple(mid + (g - mid) * math.cos(a)), press + r * math.sin(a)) for a in np.radians(ARC_DEG)]
         return [
             Stage(f"{tag}_above", at(grab, 0.08), hand("pre_pinch"), max_s=4.0, done=start),
             Stage(f"{tag}_down", at(grab, press), hand("pre_pinch"), speed=0.4, max_s=2.0, tol_pos=0.002),
             Stage(f"{tag}_close", at(grab, press), hand("pinch"), min_s=0.5, max_s=1.5, hand_blend_s=0.3),
-            Stage(f"{tag}_lift", at(grab, LIFT), hand("pinch"), speed=0.5, max_s=2.0),
-            Stage(f"{tag}_carry", at(drop, LIFT), hand("pinch"), speed=0.5, max_s=3.0),
-            Stage(f"{tag}_lower", at(drop, LOWER), hand("pinch"), speed=0.5, max_s=2.0),
-            Stage(f"{tag}_open", at(drop, LOWER), hand("open"), min_s=0.4, max_s=1.0),
-            Stage(f"{tag}_up", at(drop, LOWER + 0.12), hand("open"), max_s=2.0),
+            *[Stage(f"{tag}_arc{k}", at(uv, h), hand("pinch"), speed=0.4, max_s=2.0, tol_pos=0.01)
+              for k, (uv, h) in enumerate(arc)],
+            Stage(f"{tag}_open", at(arc[-1][0], arc[-1][1]), hand("open"), min_s=0.4, max_s=1.0),
+            Stage(f"{tag}_up", at(arc[-1][0], arc[-1][1] + 0.12), hand("open"), max_s=2.0),
         ]
 
     def _stages(self, side: str) -> list[Stage]:

@@ -193,7 +193,10 @@ def test_full_fold_and_messy_penalty(fold_env) -> None:
     assert fold_env.task.is_success(fold_env.model, fold_env.data, reached)
     assert fold_env.task.rubric.score(reached) == 1.0  # 1.1 clipped
     bunched = _folded_sleeve(fold_env, ("left",))
-    bunched[fold_env.task.mesh.keypoints["center"], 2] = TABLE_HEIGHT + 0.08
+    heap = np.argsort(np.linalg.norm(bunched - bunched[fold_env.task.mesh.keypoints["center"]], axis=1))[:12]
+    bunched[heap[0], 2] = TABLE_HEIGHT + 0.08  # one vertex standing up is not a heap
+    assert not _settle_state(fold_env, bunched)["messy"]
+    bunched[heap, 2] = TABLE_HEIGHT + 0.08
     reached = _settle_state(fold_env, bunched)
     assert reached["messy"] and fold_env.task.rubric.score(reached) == pytest.approx(0.3)
     assert not fold_env.task.is_success(fold_env.model, fold_env.data, reached)
