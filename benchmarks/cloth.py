@@ -142,7 +142,7 @@ VARIANTS = {
     "selfcollide none": {"selfcollide": "none"},
     "pyramidal cone": {"cone": "pyramidal"},
     "table box, no plane": {"box": True},
-    "Newton solver (rig default)": {"solver": "newton"},
+    "CG solver": {"solver": "cg"},
     "rigid-body contact impedance": {"solimp": True},
 }
 
@@ -155,8 +155,8 @@ def apply_variant(env, v: dict) -> None:
         m.flex_selfcollide[:] = int(mujoco.mjtFlexSelf.mjFLEXSELF_NONE)
     if v.get("cone") == "pyramidal":
         m.opt.cone = mujoco.mjtCone.mjCONE_PYRAMIDAL
-    if v.get("solver") == "newton":
-        m.opt.solver = mujoco.mjtSolver.mjSOL_NEWTON
+    if v.get("solver") == "cg":
+        m.opt.solver = mujoco.mjtSolver.mjSOL_CG
     if v.get("solimp"):
         m.flex_solimp[:] = [0.9, 0.95, 0.001, 0.5, 2.0]
     if v.get("box"):

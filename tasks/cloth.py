@@ -9,6 +9,25 @@ layer must rest on the one below). The rig's table-top box stops colliding in cl
 plane at the table-top height takes its place: a flex on a box makes about five contacts per vertex,
 on a plane one (cloth.md: 1.7x vs 9.3x real time).
 
+Physics settings of the cloth scenes (and what each bought; `benchmarks/cloth.py --variants` repeats
+a sleeve fold with each one changed; figures are from a 2-core machine shared with other jobs, so
+compare rows of one run):
+- table plane instead of the box for the cloth: one contact per vertex instead of ~5 (cloth.md: 5.5x);
+  with the box, the sleeve fold went unstable.
+- `noslip_iterations` 0 (the rig uses 4 for rigid pinches): 1.8x at rest with the shirt (5.7x vs 3.1x
+  real time, both hands, quiet machine); nothing in these tasks is held by friction.
+- self-collision `auto`: needed (with `none` the sleeve fold does not count: the sleeve falls
+  through the body); about 1.3x slower than `none` at rest.
+- flex contact `solimp` (0.99, 0.999, 1 mm) with `priority` 1: a pinching hand pressed cloth
+  vertices 12 mm into the table under MuJoCo's default impedance (a vertex weighs 0.65 g and soft
+  contacts scale with the effective mass); 2.4 mm with this. It also stopped a random-action
+  rollout from pushing the cloth through the table (flagged `sim_unstable`).
+- Newton solver (the rig's): CG ran 1.7x faster at rest but diverged under a pinching hand with
+  the stiff contacts above (a 12,000-contact explosion); kept Newton.
+- elliptic friction cone (the rig's): pyramidal gave 1.5 mm instead of 2.4 mm table penetration in
+  the sleeve fold but ran 0.85x as fast at rest.
+- time step 2 ms (the rig's; the env needs a whole number of steps per 50 ms control period).
+
 Shirt frame (material coordinates): x from the hem (x = -L/2) to the neck (x = +L/2), y to the
 shirt's left (+) and right (-), origin at the body's centre. A shirt's pose on the table is (x, y,
 yaw) of that frame.

@@ -25,6 +25,12 @@ laid-out shirt pose (x, y, yaw) and the number of vertices anchored by each hand
 Options: `pinch` = `anchor` (default) | `friction` (see `egosim.tasks.cloth`), given as
 `task_options={"pinch": ...}`; reported in every step's `info["pinch"]`.
 
+The 7-DoF hand (Dex3 on the G1): its pinch works on the cloth (a tripod: the thumb closes between
+index and middle; the pinch model's closing distance is measured from each hand's own `pinch` pose),
+but its wrist workspace ends at x = 0.68 m and the sleeves lie at x = 0.70-0.88 m, so the shared
+expert reaches the near part of one sleeve at most (measured: 0.4 on state 0); the bottom fold also
+failed there and is not yet diagnosed. A G1 user would step closer or pull the shirt in first.
+
 Version history:
 - v0: first version.
 """

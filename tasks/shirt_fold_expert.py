@@ -10,6 +10,9 @@ above the body (the pinch releases) and rises.
 Then both hands pinch the hem, 20 cm either side of the centre line, and turn the bottom up the same
 way over a line 40 % of the body's length above the hem. Everything acts through the action (wrist
 targets and grasp poses); the expert reads the laid-out shirt pose (privileged) only.
+
+Measured (pinch=anchor): Sharpa Wave solves evaluation states 0, 1, 2 (about 10 s simulated each);
+Dex3 reaches 0.4 on state 0 (its workspace ends short of the sleeves, see shirt_fold's docstring).
 """
 
 from __future__ import annotations
