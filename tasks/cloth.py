@@ -24,8 +24,9 @@ compare rows of one run):
   rollout from pushing the cloth through the table (flagged `sim_unstable`).
 - Newton solver (the rig's): CG ran 1.7x faster at rest but diverged under a pinching hand with
   the stiff contacts above (a 12,000-contact explosion); kept Newton.
-- elliptic friction cone (the rig's): pyramidal gave 1.5 mm instead of 2.4 mm table penetration in
-  the sleeve fold but ran 0.85x as fast at rest.
+- elliptic friction cone (the rig's), kept: pyramidal ran the sleeve fold at 1.73x instead of 1.29x
+  real time (CPU time) with 1.5 mm instead of 2.4 mm cloth-table penetration, but a random-action
+  rollout went unstable (step 343) and the fold expert left the shirt messy on state 0.
 - time step 2 ms (the rig's; the env needs a whole number of steps per 50 ms control period).
 
 Shirt frame (material coordinates): x from the hem (x = -L/2) to the neck (x = +L/2), y to the
@@ -437,7 +438,7 @@ class ClothTask:
         # pinch model, and no rigid object is grasped in the cloth tasks.
         spec.option.noslip_iterations = 0
         # The constraint solver is most of the cost (231 cloth contacts and ~640 edge equalities for
-        # 749 dofs); CG ran about 1.7x faster than Newton here (benchmarks/cloth.py --variants).
+        # 749 dofs); CG ran 1.7x faster than Newton at rest but diverged under a pinching hand.
         spec.option.solver = mujoco.mjtSolver.mjSOL_NEWTON
         add_cloth_table(spec)
         add_shirt(spec, self.mesh)
