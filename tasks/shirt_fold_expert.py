@@ -11,8 +11,9 @@ Then both hands pinch the hem, 20 cm either side of the centre line, and turn th
 way over a line 40 % of the body's length above the hem. Everything acts through the action (wrist
 targets and grasp poses); the expert reads the laid-out shirt pose (privileged) only.
 
-Measured (pinch=anchor): Sharpa Wave solves evaluation states 0-4 (5/5 tried, about 10 s simulated
-each; the 50-state run is the slow test, not yet run); Dex3 reaches 0.4 on state 0 (its workspace ends
+Measured (pinch=anchor): Sharpa Wave solved 16 of evaluation states 0-18 (about 10 s simulated
+each); 13, 14 and 18 scored 1.0 but ended `messy` (5 % of the cloth above 5 layers), so no success;
+states 19-49 not yet run (the slow test); Dex3 reaches 0.4 on state 0 (its workspace ends
 short of the sleeves, see shirt_fold's docstring). With pinch=friction: 0.0 on state 0 (the pinched
 cloth slides out, as cloth.md found).
 """
