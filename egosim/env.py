@@ -13,7 +13,10 @@ Spaces (DESIGN.md "Spaces"):
   positions); `instruction` (text); `privileged` (float32 object state) when privileged=True.
 - Reward: the change of the rubric score, so an episode's return equals its final score.
 - info: `milestones` (latched: reached at any time), `score`, `is_success`, `sim_unstable`,
-  `mujoco_warnings` (new MuJoCo warnings this step).
+  `mujoco_warnings` (new MuJoCo warnings this step), plus the task's options when it has any
+  (`Task.options()`, e.g. the cloth tasks' `pinch`).
+Task options (`task_options={...}`) go to `Task.configure`; the task's `before_step` hook runs once per
+control step before physics, and its `is_unstable` check joins MuJoCo's divergence warnings.
 An episode ends (terminated) on success or when the physics becomes unstable (`sim_unstable`), and is
 truncated at the task's horizon.
 """
@@ -68,6 +71,7 @@ class EgosimEnv(gym.Env):
         control_hz: float = 20.0,
         rig_config: RigConfig = RigConfig(),
         render_size: tuple[int, int] = (480, 640),
+        task_options: dict[str, Any] | None = None,
     ) -> None:
         if obs_mode not in OBS_MODES:
             raise InvalidChoiceError("obs_mode", obs_mode, OBS_MODES)
@@ -78,7 +82,10 @@ class EgosimEnv(gym.Env):
             raise ConfigError(
                 f"control_hz={control_hz} is not a whole number of physics steps of {rig_config.timestep} s"
             )
+        if task_options:
+            task.configure(task_options)
         self.task = task
+        self._task_info = task.options()
         self.embodiment = get_embodiment(embodiment)
         self.obs_mode = obs_mode
         self.use_privileged = privileged
@@ -195,6 +202,7 @@ class EgosimEnv(gym.Env):
         for i, (wrist, hand, ctrl) in enumerate(self._routes):
             self._move_target(i, a[wrist])
             d.ctrl[ctrl] = a[hand]
+        self.task.before_step(m, d)
         mujoco.mj_step(m, d, nstep=self.n_substeps)
         self._steps += 1
 
@@ -204,7 +212,7 @@ class EgosimEnv(gym.Env):
         # A sum is finite only if every term is (NaN and inf propagate): one pass, no temporaries.
         unstable = any(warn_now[k] > before[k] for k in _UNSTABLE) or not math.isfinite(
             float(d.qpos.sum()) + float(d.qvel.sum())
-        )
+        ) or self.task.is_unstable(m, d)
         self._warn = warn_now
         prev = self._score
         success = False
@@ -342,10 +350,13 @@ class EgosimEnv(gym.Env):
         return obs
 
     def _info(self, success: bool, new_warnings: int, unstable: bool = False) -> dict[str, Any]:
-        return {
+        info = {
             "milestones": dict(self._reached),
             "score": self._score,
             "is_success": bool(success),
             "sim_unstable": bool(unstable),
             "mujoco_warnings": new_warnings,
         }
+        if self._task_info:
+            info.update(self._task_info)
+        return info

@@ -113,6 +113,27 @@ class Task(abc.ABC):
     def make_expert(self, env: EgosimEnv) -> Policy:
         """A scripted expert that solves the task through physics, using privileged state."""
 
+    # -------------------------------------------------------------- optional hooks (no-op defaults)
+    def configure(self, options: Mapping[str, Any]) -> None:
+        """Applies task options given to the env (`task_options=`); a task without options rejects any.
+
+        Cloth tasks take `pinch` (see `egosim.tasks.cloth`). Raise `InvalidChoiceError` for a bad value.
+        """
+        if options:
+            raise ConfigError(f"task {self.name!r} takes no options; got {sorted(options)}")
+
+    def options(self) -> dict[str, Any]:
+        """The task's options in effect, merged into every step's `info` (empty for most tasks)."""
+        return {}
+
+    def before_step(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:
+        """Called once per control step after the action is applied and before physics (e.g. a pinch model)."""
+
+    def is_unstable(self, model: mujoco.MjModel, data: mujoco.MjData) -> bool:
+        """Task-specific instability (e.g. a cloth exploding or sinking through the table); ends the
+        episode with `sim_unstable` like a MuJoCo divergence."""
+        return False
+
     def eval_initial_states(self) -> list[InitialState]:
         """The task's fixed, versioned evaluation initial states (independent of workers or batches)."""
         if self.initial_states_file is None:

@@ -14,13 +14,18 @@ from egosim.tasks.bottle_uncap import BottleUncap
 from egosim.tasks.card_sort import CardSort
 from egosim.tasks.dish_rack import DishRack
 from egosim.tasks.pen_in_bin import PenInBin
+from egosim.tasks.shirt_fold import ShirtFold
+from egosim.tasks.shirt_roll import ShirtRoll
 from egosim.tasks.syringe_transfer import SyringeTransfer
 from egosim.tasks.tong_transfer import TongTransfer
 from egosim.tasks.water_bottle_uncap import WaterBottleUncap
 
 TASKS: dict[str, type[Task]] = {
     cls.name: cls
-    for cls in (PenInBin, CardSort, TongTransfer, BottleUncap, SyringeTransfer, WaterBottleUncap, DishRack)
+    for cls in (
+        PenInBin, CardSort, TongTransfer, BottleUncap, SyringeTransfer, WaterBottleUncap, DishRack,
+        ShirtRoll, ShirtFold,
+    )
 }
 
 
