@@ -25,6 +25,9 @@ basket's centre (x, y).
 Options: `pinch` = `anchor` (default) | `friction` (see `egosim.tasks.cloth`), given as
 `task_options={"pinch": ...}`; reported in every step's `info["pinch"]`.
 
+No scripted expert yet: `make_expert` raises `ConfigError` (a do-nothing placeholder would score 0
+and look like a result).
+
 Version history:
 - v0: first version.
 """
@@ -39,6 +42,7 @@ import mujoco
 import numpy as np
 from numpy.typing import NDArray
 
+from egosim.errors import ConfigError
 from egosim.rig import TABLE_HEIGHT
 from egosim.task import InitialState, Milestone, Rubric, Task
 from egosim.tasks.cloth import CLOTH_PRIVILEGED_DIM, CLOTH_RADIUS, LAYER, ClothTask
@@ -146,6 +150,8 @@ class ShirtRoll(ClothTask, Task):
         return np.concatenate([self.cloth_privileged(data), self.basket_xy])
 
     def make_expert(self, env: EgosimEnv) -> Policy:
-        from egosim.tasks.shirt_roll_expert import ShirtRollExpert
-
-        return ShirtRollExpert(env)
+        """No scripted roll yet (issue #11): refuse rather than play a do-nothing policy."""
+        raise ConfigError(
+            "shirt_roll has no scripted expert yet (issue #11): run policy=expert on the other tasks "
+            "(`egosim list`), or evaluate another policy kind on shirt_roll"
+        )
