@@ -14,11 +14,12 @@ and actions in the chunk-relative form the model predicts, padded steps excluded
 and stored in each checkpoint's `statistics.json`. With `init` and no data of an embodiment, the
 checkpoint's statistics for it are kept.
 
-Frames: decoding H.264 per sample (a seek + up to 3 decoded 240x320 frames per camera) dominates a
-CPU step of the default model: measured on the 2-core machine (card_sort, batch 32), building a batch
-by per-sample decoding ran at ~24 samples/s against ~44 samples/s for the train step itself, so
-decoding would take ~65% of the time; with the cache the whole loop ran at ~39 samples/s (the loader
-~10%). So `cache_frames=true` (default) decodes each video once at start,
+Frames: decoding H.264 per sample (a seek + up to 3 decoded 240x320 frames per camera per sample)
+is a large share of a CPU step. Measured on the shared 2-core machine (card_sort, batch 32, default
+model, one thread, same load): building a batch by per-sample decoding took 1.33 s, the state and
+action part alone 0.20 s, the train step 2.6-2.9 s, so decoding was ~30% of loader + step time. With
+the cache the real run's loop ran at ~39 samples/s against ~44 for the step alone (loader ~10%).
+So `cache_frames=true` (default) decodes each video once at start,
 resizes it to the model's input size with the model's own resize (bilinear, antialiased) and keeps
 uint8 frames in memory (3 cameras x 96x128x3 = 110 KB per frame; 4,000 frames = 440 MB).
 `cache_frames=false` decodes per sample (no start-up cost, little memory).
