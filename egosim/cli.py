@@ -9,6 +9,8 @@
     egosim real import FILE.csv       store a CSV of real-robot trials (columns: egosim.eval.real)
     egosim collect [key=value ...]    record policy demos as LeRobot v3.0 datasets, one per embodiment
                                       (Hydra overrides of conf/collect.yaml; rerun to resume)
+    egosim train [key=value ...]      train the VLA: stage=pretrain|midtrain|finetune on dataset folders
+                                      (Hydra overrides of conf/train.yaml; rerun to resume)
     egosim list                       registered env ids with their tags, embodiments and policy kinds
 
 Bad names and values end with a one-line error and exit status 2 (no traceback).
@@ -50,6 +52,10 @@ def _compose(config_name: str, overrides: Sequence[str]):
             from egosim.data.collect import CollectConfig
 
             fields = dataclasses.fields(CollectConfig)
+        if config_name == "train":
+            from egosim.policies.vla.train_cli import TrainConfig
+
+            fields = dataclasses.fields(TrainConfig)
         keys = ", ".join(f.name for f in fields)
         if config_name == "validate":
             keys += ", gate.<threshold>"
@@ -122,6 +128,17 @@ def cmd_collect(overrides: Sequence[str]) -> int:
     cfg.embodiments = resolve(cfg.embodiments, embodiment_names(), "embodiment")
     kind = get_policy_kind(cfg.policy)
     collect(cfg, CollectEnvFactory(kind.needs_images, kind.needs_privileged), CollectPolicyFactory(cfg.policy))
+    return 0
+
+
+def cmd_train(overrides: Sequence[str]) -> int:
+    """Wires `egosim.policies.vla.train_cli` (torch loads only for this subcommand)."""
+    from egosim.errors import reject_unknown_keys
+    from egosim.policies.vla.train_cli import TrainConfig, run_train
+
+    reject_unknown_keys([o.split("=", 1)[0].lstrip("+~").split(".")[0] for o in overrides],
+                        [f.name for f in dataclasses.fields(TrainConfig)], "train config")
+    run_train(TrainConfig.from_mapping(_compose("train", overrides)))
     return 0
 
 
@@ -227,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
         "image_size=[H,W] max_steps=N. Rerun the same command to resume a killed collection.",
     )
     p_col.add_argument("overrides", nargs="*", metavar="key=value")
+    p_train = sub.add_parser(
+        "train", help="train the VLA on collected datasets (Hydra overrides, e.g. stage=finetune steps=2000)",
+        description="Run one VLA training stage. Overrides of egosim/conf/train.yaml: stage=pretrain|midtrain|finetune "
+        "data=[DIR,...] or data=[{path:DIR,weight:W},...] init=CKPT steps=N batch_size=B lr=LR horizon=H "
+        "save_every=N output_dir=DIR seed=S device=auto|cpu|cuda cache_frames=true model={d_model:64}. "
+        "Rerun the same command to resume a killed run.",
+    )
+    p_train.add_argument("overrides", nargs="*", metavar="key=value")
 
     p_rep = sub.add_parser("report", help="Markdown + HTML + summary.json from the results store")
     p_rep.add_argument("--store", default=default_store, help=f"results store (default {default_store})")
@@ -280,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_validate(args.overrides)
         if args.command == "collect":
             return cmd_collect(args.overrides)
+        if args.command == "train":
+            return cmd_train(args.overrides)
         if args.command == "report":
             return cmd_report(args)
         if args.command == "real":

@@ -285,6 +285,7 @@ def train(
     device: str = "cpu",
     log_every: int = 1,
     progress: bool = False,
+    on_log: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Runs (or resumes) one stage and returns where it ended.
 
@@ -301,6 +302,8 @@ def train(
         device: "cpu" or "cuda".
         log_every: Write a metrics row every this many steps.
         progress: Print a progress line to stderr at each logged step.
+        on_log: Called with each metrics row (the CSV's fields) as it is written: progress bars,
+            TensorBoard (`train_cli`).
     """
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
@@ -372,6 +375,8 @@ def train(
                        "elapsed_s": f"{time.perf_counter() - t0:.4g}"}
                 writer.writerow(row)
                 fh.flush()
+                if on_log is not None:
+                    on_log(row)
                 if progress:
                     print(f"[{stage.name}] step {done}/{stage.steps} loss {out['loss']:.4f}", file=sys.stderr)
             if done % stage.save_every == 0 or done == stage.steps:
