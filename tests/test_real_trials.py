@@ -16,7 +16,7 @@ GOOD = {"task": "pen_in_bin", "embodiment": "unitree_dex3", "policy": "pretraine
 CSV = """task,embodiment,policy,checkpoint,trial,milestones,score,success,operator,notes
 pen_in_bin,sharpa_wave,pretrained,ckpt-a,1,canister_picked;canister_placed;marker_picked;marker_in_canister,,true,ana,clean run
 pen_in_bin,sharpa_wave,pretrained,ckpt-a,2,canister_picked,,,ana,
-shirt_fold,sharpa_wave,pretrained,ckpt-a,3,,0.5,false,ana,no such task
+sock_sort,sharpa_wave,pretrained,ckpt-a,3,,0.5,false,ana,no such task
 pen_in_bin,sharpa_wave,scratch,,1,,1.5,false,bo,score too high
 pen_in_bin,unitree_dex3,scratch,,2,canister_picked;lid_opened,,false,bo,not a milestone
 pen_in_bin,unitree_dex3,scratch,,3,,0.25,false,bo,score only
@@ -39,7 +39,7 @@ def test_a_trial_is_scored_by_the_rubric() -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"task": "shirt_fold"}, "unknown task 'shirt_fold'; valid tasks: pen_in_bin"),
+    ({"task": "sock_sort"}, "unknown task 'sock_sort'; valid tasks: pen_in_bin"),
     ({"embodiment": "allegro"}, "unknown embodiment 'allegro'; valid embodiments: sharpa_wave, unitree_dex3"),
     ({"milestones": "canister_picked;lid_opened"}, r"\['lid_opened'\] not in the pen_in_bin rubric; valid: canister_picked"),
     ({"milestones": "", "score": "1.5", "success": "false"}, "score 1.5 is out of range"),
@@ -64,7 +64,7 @@ def test_csv_import_keeps_good_rows_and_lists_bad_ones(tmp_path: Path) -> None:
         assert result.added == 3 and result.already_stored == 0
         assert [row for row, _ in result.rejected] == [3, 4, 5, 7, 8, 9]
         reasons = dict(result.rejected)
-        assert "unknown task 'shirt_fold'" in reasons[3] and "out of range" in reasons[4]
+        assert "unknown task 'sock_sort'" in reasons[3] and "out of range" in reasons[4]
         assert "lid_opened" in reasons[5] and "does not match" in reasons[7] and "repeats trial 3 of row 6" in reasons[9]
         stored = store.episodes(domain="real")
         assert sorted((r["label"], r["initial_state"], r["score"]) for r in stored) == [
