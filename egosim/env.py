@@ -203,14 +203,18 @@ class EgosimEnv(gym.Env):
             self._move_target(i, a[wrist])
             d.ctrl[ctrl] = a[hand]
         self.task.before_step(m, d)
-        mujoco.mj_step(m, d, nstep=self.n_substeps)
+        try:
+            mujoco.mj_step(m, d, nstep=self.n_substeps)
+            fatal = False
+        except mujoco.FatalError:  # e.g. the constraint arena overflows when contacts explode
+            fatal = True  # a blow-up ends the episode with sim_unstable; it never crashes the run
         self._steps += 1
 
         warn_now = d.warning.number.tolist()
         before = self._warn
         new_warnings = sum(warn_now) - sum(before)
         # A sum is finite only if every term is (NaN and inf propagate): one pass, no temporaries.
-        unstable = any(warn_now[k] > before[k] for k in _UNSTABLE) or not math.isfinite(
+        unstable = fatal or any(warn_now[k] > before[k] for k in _UNSTABLE) or not math.isfinite(
             float(d.qpos.sum()) + float(d.qvel.sum())
         ) or self.task.is_unstable(m, d)
         self._warn = warn_now

@@ -440,6 +440,10 @@ class ClothTask:
         # The constraint solver is most of the cost (231 cloth contacts and ~640 edge equalities for
         # 749 dofs); CG ran 1.7x faster than Newton at rest but diverged under a pinching hand.
         spec.option.solver = mujoco.mjtSolver.mjSOL_NEWTON
+        # MuJoCo sizes the constraint arena for a few hundred contacts; a hand pressing a crumpled
+        # shirt makes thousands (self-collision), which overflowed the default 35 MB arena under
+        # random actions (10,416 contacts). 256 MB is allocated once per env.
+        spec.memory = 256 << 20
         add_cloth_table(spec)
         add_shirt(spec, self.mesh)
         self.pinch.build(spec, embodiment)
