@@ -13,13 +13,12 @@ import egosim.tasks
 import mujoco
 import numpy as np
 import pytest
-from egosim.eval.episode import run_episode
-from egosim.policies import make_policy
 
 from egosim.rig import TABLE_HEIGHT
 from egosim.tasks.bottle_uncap import BottleUncap
 from egosim.tasks.screw_cap import CAP_ROOF, CAP_SEAT_GAP, PITCH, TURNS_TO_RELEASE
 from egosim.tasks.water_bottle_uncap import WaterBottleUncap
+from expert_helpers import failures, play_expert
 
 TASKS = ["bottle_uncap", "water_bottle_uncap"]
 
@@ -215,28 +214,12 @@ def test_eval_states_cover_every_shape() -> None:
 
 
 # ---------------------------------------------------------------------------------------- expert
-def _play(task: str, embodiment: str, states: list[int]) -> list[dict]:
-    env = _env(task, embodiment)
-    try:
-        policy = make_policy("expert", env, seed=0)
-        return [run_episode(env, policy, initial_state=i, seed=i, policy_name="expert") for i in states]
-    finally:
-        env.close()
-
-
-def _report(records: list[dict]) -> str:
-    return "; ".join(
-        f"state {r['initial_state']}: score {r['score']:.2f} {r['end']} "
-        f"{[k for k, v in r['milestones'].items() if not v]} missing" for r in records if not r["success"]
-    )
-
-
 @pytest.mark.parametrize(("task", "embodiment"), [("bottle_uncap", "unitree_dex3"), ("water_bottle_uncap", "sharpa_wave")])
 def test_expert_solves_an_evaluation_state(task: str, embodiment: str) -> None:
     """End to end on evaluation state 0: bottle held, 3 turns, cap lifted off and left on the table.
     One hand per task keeps the default suite short; the slow test covers both hands on both."""
-    records = _play(task, embodiment, [0])
-    assert all(r["success"] for r in records), _report(records)
+    records = play_expert(task, embodiment, [0])
+    assert all(r["success"] for r in records), failures(records)
     assert not any(r["sim_unstable"] or r["mujoco_warnings"] for r in records)
 
 
@@ -245,8 +228,8 @@ def test_expert_solves_an_evaluation_state(task: str, embodiment: str) -> None:
 @pytest.mark.parametrize("embodiment", ["sharpa_wave", "unitree_dex3"])
 def test_expert_success_rate_on_all_eval_states(task: str, embodiment: str) -> None:
     n = len(egosim.tasks.get_task(task)().eval_initial_states())
-    records = _play(task, embodiment, list(range(n)))
+    records = play_expert(task, embodiment, list(range(n)))
     rate = sum(r["success"] for r in records) / n
-    print(f"\n{task} {embodiment}: expert success {rate:.0%} over {n} states; failures: {_report(records) or 'none'}")
-    assert rate >= 0.8, f"{embodiment}: expert success {rate:.0%} < 80%; {_report(records)}"
+    print(f"\n{task} {embodiment}: expert success {rate:.0%} over {n} states; failures: {failures(records) or 'none'}")
+    assert rate >= 0.8, f"{embodiment}: expert success {rate:.0%} < 80%; {failures(records)}"
     assert not any(r["sim_unstable"] for r in records)

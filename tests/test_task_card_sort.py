@@ -16,10 +16,9 @@ import pytest
 
 import egosim.tasks
 from egosim.embodiment import embodiment_names
-from egosim.eval.episode import run_episode
-from egosim.policies import make_policy
 from egosim.rig import TABLE_HEIGHT
 from egosim.tasks.card_sort import CARD_H, CARD_T, CardSort
+from expert_helpers import failures, play_expert
 
 EMBODIMENTS = list(embodiment_names())
 
@@ -170,25 +169,10 @@ def test_privileged_layout(env) -> None:
     np.testing.assert_allclose(p[:3], task.card_pose(env.data)[0])
 
 
-def _play(embodiment: str, states: list[int]) -> list[dict]:
-    e = egosim.tasks.make_env("card_sort", embodiment, obs_mode="state", privileged=True)
-    try:
-        policy = make_policy("expert", e, seed=0)
-        return [run_episode(e, policy, initial_state=i, seed=i, policy_name="expert") for i in states]
-    finally:
-        e.close()
-
-
-def _report(records: list[dict]) -> str:
-    return "; ".join(
-        f"state {r['initial_state']}: score {r['score']:.2f} {r['end']}" for r in records if not r["success"]
-    )
-
-
 @pytest.mark.parametrize("embodiment", EMBODIMENTS)
 def test_expert_sorts_evaluation_state_0(embodiment: str) -> None:
-    (rec,) = _play(embodiment, [0])
-    assert rec["success"] and rec["score"] == 1.0, _report([rec])
+    (rec,) = play_expert("card_sort", embodiment, [0])
+    assert rec["success"] and rec["score"] == 1.0, failures([rec])
     assert not rec["sim_unstable"] and not rec["mujoco_warnings"]
 
 
@@ -197,8 +181,8 @@ def test_expert_sorts_evaluation_state_0(embodiment: str) -> None:
 def test_expert_success_rate_on_all_eval_states(embodiment: str) -> None:
     n = len(CardSort().eval_initial_states())
     assert n == 50
-    records = _play(embodiment, list(range(n)))
+    records = play_expert("card_sort", embodiment, list(range(n)))
     rate = sum(r["success"] for r in records) / n
-    print(f"\n{embodiment}: expert success {rate:.0%} over {n} states; failures: {_report(records) or 'none'}")
-    assert rate >= 0.8, f"{embodiment}: expert success {rate:.0%} < 80%; {_report(records)}"
+    print(f"\n{embodiment}: expert success {rate:.0%} over {n} states; failures: {failures(records) or 'none'}")
+    assert rate >= 0.8, f"{embodiment}: expert success {rate:.0%} < 80%; {failures(records)}"
     assert not any(r["sim_unstable"] for r in records)

@@ -14,11 +14,10 @@ import egosim.tasks
 import mujoco
 import numpy as np
 import pytest
-from egosim.eval.episode import run_episode
-from egosim.policies import get_policy_kind, make_policy
 from egosim.tasks.dish_rack import N_PLATES, PLATE_R, RIM_Z, DishRack
 
 from egosim.embodiment import embodiment_names
+from expert_helpers import failures, play_expert
 
 EMBODIMENTS = list(embodiment_names())
 _UPRIGHT_QUAT = [math.cos(math.pi / 4), 0.0, math.sin(math.pi / 4), 0.0]  # face normal along +x
@@ -103,31 +102,13 @@ def test_fresh_episode_reaches_nothing(env) -> None:
     assert env.task.privileged(env.model, env.data).shape == (DishRack.privileged_dim,)
 
 
-def _play(embodiment: str, states: list[int], seed: int = 0) -> list[dict]:
-    kind = get_policy_kind("expert")
-    env = egosim.tasks.make_env("dish_rack", embodiment, obs_mode="rgb" if kind.needs_images else "state",
-                                privileged=kind.needs_privileged)
-    try:
-        policy = make_policy("expert", env, seed=seed)
-        return [run_episode(env, policy, initial_state=i, seed=seed + i, policy_name="expert") for i in states]
-    finally:
-        env.close()
-
-
-def _report(records: list[dict]) -> str:
-    return "; ".join(
-        f"state {r['initial_state']}: score {r['score']:.2f} {r['end']} "
-        f"{[k for k, v in r['milestones'].items() if not v]} missing" for r in records if not r["success"]
-    )
-
-
 _STATE0: dict[str, dict] = {}
 
 
 def _state0(embodiment: str) -> dict:
     """The expert's episode on evaluation state 0, played once per hand for the tests below."""
     if embodiment not in _STATE0:
-        _STATE0[embodiment] = _play(embodiment, [0])[0]
+        _STATE0[embodiment] = play_expert("dish_rack", embodiment, [0])[0]
     return _STATE0[embodiment]
 
 
@@ -136,7 +117,7 @@ def test_expert_picks_and_hands_over_a_plate(embodiment: str) -> None:
     """What the expert does on both hands (evaluation state 0): the left hand picks plate 0 up and
     hands it to the right hand (both milestones need real hand contact and lift)."""
     r = _state0(embodiment)
-    assert r["milestones"]["plate0_picked"] and r["milestones"]["plate0_transferred"], _report([r])
+    assert r["milestones"]["plate0_picked"] and r["milestones"]["plate0_transferred"], failures([r])
     assert not (r["sim_unstable"] or r["mujoco_warnings"])
 
 
@@ -148,7 +129,7 @@ _WIP = pytest.mark.xfail(reason="work in progress: on Sharpa Wave the plate turn
 def test_expert_solves_an_evaluation_state(embodiment: str) -> None:
     """End to end on evaluation state 0: all three plates upright in the rack at one instant."""
     r = _state0(embodiment)
-    assert r["success"], _report([r])
+    assert r["success"], failures([r])
 
 
 @pytest.mark.slow
@@ -156,8 +137,8 @@ def test_expert_solves_an_evaluation_state(embodiment: str) -> None:
 def test_expert_success_rate_on_all_eval_states(embodiment: str) -> None:
     n = len(DishRack().eval_initial_states())
     assert n == 50
-    records = _play(embodiment, list(range(n)))
+    records = play_expert("dish_rack", embodiment, list(range(n)))
     rate = sum(r["success"] for r in records) / n
-    print(f"\n{embodiment}: expert success {rate:.0%} over {n} states; failures: {_report(records) or 'none'}")
-    assert rate >= 0.8, f"{embodiment}: expert success {rate:.0%} < 80%; {_report(records)}"
+    print(f"\n{embodiment}: expert success {rate:.0%} over {n} states; failures: {failures(records) or 'none'}")
+    assert rate >= 0.8, f"{embodiment}: expert success {rate:.0%} < 80%; {failures(records)}"
     assert not any(r["sim_unstable"] for r in records)

@@ -11,8 +11,6 @@ import egosim.tasks
 import mujoco
 import numpy as np
 import pytest
-from egosim.eval.episode import run_episode
-from egosim.policies import get_policy_kind, make_policy
 
 from egosim.embodiment import embodiment_names
 from egosim.tasks.syringe_transfer import (
@@ -25,6 +23,7 @@ from egosim.tasks.syringe_transfer import (
     VOLUME_A0_ML,
     SyringeTransfer,
 )
+from expert_helpers import failures, play_expert
 
 EMBODIMENTS = list(embodiment_names())
 
@@ -155,28 +154,10 @@ def test_privileged_layout(env) -> None:
     np.testing.assert_allclose(p[-3:], [VOLUME_A0_ML, 0.0, 0.0])
 
 
-def _play(embodiment: str, states: list[int], seed: int = 0) -> list[dict]:
-    kind = get_policy_kind("expert")
-    env = egosim.tasks.make_env("syringe_transfer", embodiment, obs_mode="rgb" if kind.needs_images else "state",
-                                privileged=kind.needs_privileged)
-    try:
-        policy = make_policy("expert", env, seed=seed)
-        return [run_episode(env, policy, initial_state=i, seed=seed + i, policy_name="expert") for i in states]
-    finally:
-        env.close()
-
-
-def _report(records: list[dict]) -> str:
-    return "; ".join(
-        f"state {r['initial_state']}: score {r['score']:.2f} {r['end']} "
-        f"{[k for k, v in r['milestones'].items() if not v]} missing" for r in records if not r["success"]
-    )
-
-
 @pytest.mark.parametrize("embodiment", EMBODIMENTS)
 def test_expert_solves_an_evaluation_state(embodiment: str) -> None:
-    records = _play(embodiment, [0])
-    assert all(r["success"] for r in records), _report(records)
+    records = play_expert("syringe_transfer", embodiment, [0])
+    assert all(r["success"] for r in records), failures(records)
     assert not any(r["sim_unstable"] or r["mujoco_warnings"] for r in records)
 
 
@@ -185,8 +166,8 @@ def test_expert_solves_an_evaluation_state(embodiment: str) -> None:
 def test_expert_success_rate_on_all_eval_states(embodiment: str) -> None:
     n = len(SyringeTransfer().eval_initial_states())
     assert n == 50
-    records = _play(embodiment, list(range(n)))
+    records = play_expert("syringe_transfer", embodiment, list(range(n)))
     rate = sum(r["success"] for r in records) / n
-    print(f"\n{embodiment}: expert success {rate:.0%} over {n} states; failures: {_report(records) or 'none'}")
-    assert rate >= 0.8, f"{embodiment}: expert success {rate:.0%} < 80%; {_report(records)}"
+    print(f"\n{embodiment}: expert success {rate:.0%} over {n} states; failures: {failures(records) or 'none'}")
+    assert rate >= 0.8, f"{embodiment}: expert success {rate:.0%} < 80%; {failures(records)}"
     assert not any(r["sim_unstable"] for r in records)

@@ -10,12 +10,11 @@ import egosim.tasks
 import mujoco
 import numpy as np
 import pytest
-from egosim.eval.episode import run_episode
-from egosim.policies import get_policy_kind, make_policy
 
 from egosim.embodiment import embodiment_names
 from egosim.rig import TABLE_HEIGHT
 from egosim.tasks.tong_transfer import BASKET_FLOOR, FRUITS, TongTransfer, hinge_close_limit
+from expert_helpers import failures, play_expert
 
 EMBODIMENTS = list(embodiment_names())
 
@@ -179,36 +178,18 @@ def test_eval_states_alternate_lemon_and_plum() -> None:
     assert [s["fruit"] for s in states[:4]] == ["lemon", "plum", "lemon", "plum"]
 
 
-def _play(embodiment: str, states: list[int], seed: int = 0) -> list[dict]:
-    kind = get_policy_kind("expert")
-    env = egosim.tasks.make_env("tong_transfer", embodiment, obs_mode="rgb" if kind.needs_images else "state",
-                                privileged=kind.needs_privileged)
-    try:
-        policy = make_policy("expert", env, seed=seed)
-        return [run_episode(env, policy, initial_state=i, seed=seed + i, policy_name="expert") for i in states]
-    finally:
-        env.close()
-
-
-def _report(records: list[dict]) -> str:
-    return "; ".join(
-        f"state {r['initial_state']}: score {r['score']:.2f} {r['end']} "
-        f"{[k for k, v in r['milestones'].items() if not v]} missing" for r in records if not r["success"]
-    )
-
-
 @pytest.mark.parametrize("embodiment", EMBODIMENTS)
 def test_expert_solves_an_evaluation_state(embodiment: str) -> None:
-    records = _play(embodiment, [0])
+    records = play_expert("tong_transfer", embodiment, [0])
     assert not any(r["sim_unstable"] or r["mujoco_warnings"] for r in records)
-    assert all(r["success"] for r in records), _report(records)
+    assert all(r["success"] for r in records), failures(records)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("embodiment", EMBODIMENTS)
 def test_expert_success_rate_on_all_eval_states(embodiment: str) -> None:
-    records = _play(embodiment, list(range(50)))
+    records = play_expert("tong_transfer", embodiment, list(range(50)))
     rate = sum(r["success"] for r in records) / 50
-    print(f"\n{embodiment}: expert success {rate:.0%}; failures: {_report(records) or 'none'}")
-    assert rate >= 0.8, f"{embodiment}: expert success {rate:.0%} < 80%; {_report(records)}"
+    print(f"\n{embodiment}: expert success {rate:.0%}; failures: {failures(records) or 'none'}")
+    assert rate >= 0.8, f"{embodiment}: expert success {rate:.0%} < 80%; {failures(records)}"
     assert not any(r["sim_unstable"] for r in records)
