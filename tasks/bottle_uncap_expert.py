@@ -41,7 +41,7 @@ from egosim.embodiment import SIDES, Embodiment
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
 from egosim.tasks.screw_cap import CAP_ROOF, CAP_SEAT_GAP, PITCH
-from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, bimanual_action, wrist_for_point
+from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, step_scripts, wrist_for_point
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
@@ -184,14 +184,7 @@ class BottleUncapExpert:
             else:
                 right.stages += self._place_stages()
                 self.placing = True
-        max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
-        max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
-        parts = {}
-        for side in SIDES:
-            parts[side] = self.scripts[side].step(
-                env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, self.pose[side]["open"]
-            )
-        return bimanual_action(parts)[None, :]
+        return step_scripts(env, self.scripts, {s: self.pose[s]["open"] for s in SIDES})
 
     # ------------------------------------------------------------------ helpers
     def _once(self, key: str, fn: Callable[[], Any]) -> Any:

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from egosim.embodiment import SIDES
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
 from egosim.tasks.card_sort import CARD_H, CARD_T, CardSort
-from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, bimanual_action, wrist_for_point
+from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, step_scripts, wrist_for_point
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
@@ -85,13 +85,7 @@ class CardSortExpert:
             card, _ = self.task.card_pose(env.data)
             active = "left" if card[1] > 0 else "right"
             self.scripts = {s: HandScript(s, self._sort_stages(s) if s == active else self._idle_stages(s)) for s in SIDES}
-        max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
-        max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
-        parts = {
-            s: self.scripts[s].step(env.commanded_wrist_pose(s), env.control_dt, max_step, max_rot, self.pose[s]["open"])
-            for s in SIDES
-        }
-        return bimanual_action(parts)[None, :]
+        return step_scripts(env, self.scripts, {s: self.pose[s]["open"] for s in SIDES})
 
     # ------------------------------------------------------------------ helpers
     def _once(self, key: str, fn: Callable[[], Any]) -> Any:

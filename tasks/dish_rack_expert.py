@@ -41,7 +41,7 @@ from egosim.embodiment import SIDES
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import TABLE_HEIGHT
 from egosim.tasks.dish_rack import N_PLATES, PEG_H, PLATE_R, RIM_Z, DishRack
-from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, bimanual_action, wrist_for_point
+from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, step_scripts, wrist_for_point
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
@@ -103,14 +103,7 @@ class DishRackExpert:
     def act(self, observation: dict[str, Any]) -> NDArray[np.float64]:
         env = self.env
         self._retry_dropped_pick()
-        max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
-        max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
-        parts = {}
-        for side in SIDES:
-            parts[side] = self.scripts[side].step(
-                env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, self.pose[side]["open"]
-            )
-        return bimanual_action(parts)[None, :]
+        return step_scripts(env, self.scripts, {s: self.pose[s]["open"] for s in SIDES})
 
     def _retry_dropped_pick(self) -> None:
         """If the left hand has lost the plate it is carrying (back on the table, no contact), it

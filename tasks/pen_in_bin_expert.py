@@ -29,7 +29,7 @@ from egosim.embodiment import SIDES
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
 from egosim.tasks.pen_in_bin import CAN_H, MARKER_HALF, MARKER_R
-from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, bimanual_action, wrist_for_point
+from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, step_scripts, wrist_for_point
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
@@ -81,14 +81,7 @@ class PenInBinExpert:
 
     def act(self, observation: dict[str, Any]) -> NDArray[np.float64]:
         env = self.env
-        max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
-        max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
-        parts = {}
-        for side in SIDES:
-            parts[side] = self.scripts[side].step(
-                env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, self.pose[side]["open"]
-            )
-        return bimanual_action(parts)[None, :]
+        return step_scripts(env, self.scripts, {s: self.pose[s]["open"] for s in SIDES})
 
     # ------------------------------------------------------------------ helpers
     def _once(self, key: str, fn: Callable[[], Any]) -> Any:

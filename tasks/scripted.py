@@ -7,7 +7,7 @@ measured on the hand model by forward kinematics, so the same expert drives any 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import mujoco
@@ -213,3 +213,18 @@ def bimanual_action(parts: dict[str, tuple[NDArray[np.float64], NDArray[np.float
     out = [np.concatenate([parts[s][0], parts[s][1]]) for s in SIDES]
     assert all(len(o) > WRIST_DIM for o in out)
     return np.concatenate(out)
+
+
+EXPERT_SPEED = 0.9  # experts drive the wrists at 90 % of the speed limits, a margin for the wrist's tracking
+
+
+def step_scripts(env, scripts: Mapping[str, HandScript], hand_default: Mapping[str, NDArray[np.float64]]) -> NDArray[np.float64]:
+    """One control step of a two-hand expert: each side's script, as a one-step chunk (1, action_dim).
+
+    `hand_default` is each side's hand target before its first stage blends in.
+    """
+    emb, dt = env.embodiment, env.control_dt
+    max_step = EXPERT_SPEED * emb.max_wrist_speed * dt
+    max_rot = EXPERT_SPEED * emb.max_wrist_rot_speed * dt
+    parts = {s: scripts[s].step(env.commanded_wrist_pose(s), dt, max_step, max_rot, hand_default[s]) for s in SIDES}
+    return bimanual_action(parts)[None, :]

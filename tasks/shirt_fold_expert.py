@@ -33,7 +33,7 @@ from egosim.embodiment import SIDES, Embodiment
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
 from egosim.tasks.cloth import BODY_L, BODY_W, CLOTH_RADIUS, SLEEVE_L, SLEEVE_W, pad_geom
-from egosim.tasks.scripted import HandScript, Pose, Stage, bimanual_action
+from egosim.tasks.scripted import HandScript, Pose, Stage, step_scripts
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
@@ -98,14 +98,7 @@ class ShirtFoldExpert:
 
     def act(self, observation: dict[str, Any]) -> NDArray[np.float64]:
         env = self.env
-        max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
-        max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
-        parts = {}
-        for side in SIDES:
-            parts[side] = self.scripts[side].step(
-                env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, self.emb.grasp_pose("open", side)
-            )
-        return bimanual_action(parts)[None, :]
+        return step_scripts(env, self.scripts, {s: self.emb.grasp_pose("open", s) for s in SIDES})
 
     # ------------------------------------------------------------------ stages
     def _world(self, u: float, v: float, height: float) -> NDArray[np.float64]:

@@ -50,7 +50,7 @@ from numpy.typing import NDArray
 from egosim.embodiment import SIDES, Embodiment
 from egosim.geometry import rotation_angle
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
-from egosim.tasks.scripted import HandScript, Pose, Stage, bimanual_action, geom_extent, wrist_for_point
+from egosim.tasks.scripted import HandScript, Pose, Stage, geom_extent, step_scripts, wrist_for_point
 from egosim.tasks.tong_transfer import ARM_H, BASKET_H, GRIP_D, GRIP_OPEN
 
 if TYPE_CHECKING:
@@ -225,13 +225,7 @@ class TongTransferExpert:
 
     def act(self, observation: dict[str, Any]) -> NDArray[np.float64]:
         env = self.env
-        max_step = 0.9 * self.emb.max_wrist_speed * env.control_dt
-        max_rot = 0.9 * self.emb.max_wrist_rot_speed * env.control_dt
-        parts = {}
-        for side in SIDES:
-            default = self.pose["open"] if side == "right" else self.left_open
-            parts[side] = self.scripts[side].step(env.commanded_wrist_pose(side), env.control_dt, max_step, max_rot, default)
-        return bimanual_action(parts)[None, :]
+        return step_scripts(env, self.scripts, {"left": self.left_open, "right": self.pose["open"]})
 
     # ------------------------------------------------------------------ helpers
     def _once(self, key: str, fn: Callable[[], Any]) -> Any:
