@@ -188,5 +188,29 @@ def random_hand_trajectory(rng: np.random.Generator, frames: int, *, fps: float 
     return keys[k] * (1.0 - u)[:, None, None] + keys[k + 1] * u[:, None, None]
 
 
+def synthetic_hands(rng: np.random.Generator, frames: int, *, fps: float = 30.0,
+                    center: ArrayLike = (0.35, 0.0, 0.95), hand: KinematicHand = KinematicHand()) -> NDArray[np.float64]:
+    """(frames, 2, 21, 3) world keypoints of two hands doing tabletop-like motion (z up, x forward).
+
+    Each hand's fingers follow `random_hand_trajectory`; its wrist starts palm down, fingers forward,
+    beside `center` (0.2 m to the side), and wanders smoothly: up to ~8 cm of translation and
+    ~0.5 rad of yaw, pitch and roll (sums of slow sines with random phases).
+    """
+    t = np.arange(frames) / fps
+    out = np.zeros((frames, 2, 21, 3))
+    palm_down = np.diag([1.0, -1.0, -1.0])  # canonical z (out of the palm) points down
+    for s, side in enumerate(SIDES):
+        ang = random_hand_trajectory(rng, frames, fps=fps, hand=hand)
+        freq = rng.uniform(0.15, 0.5, size=6)
+        phase = rng.uniform(0, 2 * np.pi, size=6)
+        amp = np.array([0.08, 0.06, 0.05, 0.5, 0.3, 0.4])
+        wave = amp * np.sin(2 * np.pi * freq * t[:, None] + phase)
+        base = np.asarray(center, dtype=np.float64) + [0.0, 0.2 if side == "left" else -0.2, 0.0]
+        for k in range(frames):
+            rot = _rz(wave[k, 3]) @ _ry(wave[k, 4]) @ _rx(wave[k, 5]) @ palm_down
+            out[k, s] = hand.keypoints(ang[k], side) @ rot.T + base + wave[k, :3]
+    return out
+
+
 __all__ = ["FINGERS", "KP", "KinematicHand", "PARTS", "TIPS", "canonical_wrist_pose", "pose_to_vec",
-           "random_hand_trajectory", "vec_to_pose", "wrist_frame"]
+           "random_hand_trajectory", "synthetic_hands", "vec_to_pose", "wrist_frame"]
