@@ -198,3 +198,29 @@ def test_import_command_and_its_errors(tmp_path: Path, capsys) -> None:
     proc = subprocess.run(cli, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "t/0.hdf5: unreadable HDF5 file" in proc.stdout
     assert len(HUMAN_KEYPOINTS) == 21
+
+
+def test_imported_human_data_pretrains_the_vla(tmp_path: Path) -> None:
+    """EgoScale's stage I on EgoDex-format data: retargeted actions, no state (the placeholder), ego_view only."""
+    import torch
+
+    from egosim.policies.vla.checkpoint import load_checkpoint
+    from egosim.policies.vla.train_cli import TrainConfig, run_train
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(6)
+    for k in range(2):
+        write_egodex(tmp_path / f"src/t/{k}.hdf5", synthetic_hands(rng, 10), np.tile([0, 0, 1.5, 1, 0, 0, 0.0], (10, 1)),
+                     video=rng.integers(0, 255, (10, 24, 32, 3), dtype=np.uint8))
+    human = tmp_path / "human"
+    import_egodex(tmp_path / "src", ImportConfig(output_dir=str(human), retarget_to="sharpa_wave", image_size=(24, 32)),
+                  log=None)
+    tiny = dict(image_size=[24, 32], image_channels=[8, 8, 16, 16], image_grid=[2, 2], text_len=16, text_layers=1,
+                d_model=32, heads=2, dit_layers=1, future_tokens=2, execute_steps=2)
+    cfg = TrainConfig.from_mapping(dict(stage="pretrain", data=[str(human)], steps=2, batch_size=4, horizon=4,
+                                        save_every=2, log_every=1, output_dir=str(tmp_path / "run"), device="cpu",
+                                        warmup_steps=1, model=tiny))
+    result = run_train(cfg, log=False)
+    assert result.step == 2 and all(np.isfinite(result.losses))
+    stats = load_checkpoint(result.checkpoint).statistics["human"]
+    assert stats.state is None and stats.action.min.shape == (62,)

@@ -263,8 +263,12 @@ def dataset_statistics(datasets: Sequence[ChunkDataset]) -> dict[str, Embodiment
         for i in range(len(ds)):
             chunk, pad = ds.action_chunk(i)
             actions.setdefault(emb, []).append(chunk[~pad])
-    return {emb: EmbodimentStats(Stats.of(np.concatenate(actions[emb])), Stats.of(np.concatenate(states[emb])))
-            for emb in actions}
+    out = {}
+    for emb in actions:
+        state = np.concatenate(states[emb])
+        # human data has no proprioception: no state statistics (the model's placeholder takes its place)
+        out[emb] = EmbodimentStats(Stats.of(np.concatenate(actions[emb])), Stats.of(state) if state.shape[1] else None)
+    return out
 
 
 class ProgressReporter:
