@@ -76,7 +76,7 @@ class RetargetConfig:
     pinch_distance: float = 0.03
     regularization: float = 0.01
     smoothing: float = 0.5
-    max_nfev: int = 20
+    max_nfev: int = 5
 
     def __post_init__(self) -> None:
         for k in ("tip_weight", "joint_weight", "knuckle_weight", "pinch_weight", "pinch_boost", "pinch_distance",
