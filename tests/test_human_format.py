@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,8 @@ from egosim.data.validate import validate_dataset
 from egosim.data.video import read_frames
 from egosim.data.writer import DatasetWriter, HumanEpisodeRecorder
 from egosim.keypoints import KinematicHand, canonical_wrist_pose, random_hand_trajectory
+
+from dataset_helpers import validator_error
 
 SIZE = (32, 48)
 HAND = KinematicHand()
@@ -103,12 +104,7 @@ def test_validator_names_what_is_broken_in_a_human_dataset(episodes, tmp_path: P
     _write(root, episodes, "unitree_dex3")
 
     def broken(edit) -> str:
-        copy = tmp_path / f"c{len(list(tmp_path.iterdir()))}"
-        shutil.copytree(root, copy)
-        edit(copy)
-        with pytest.raises(DatasetError) as exc:
-            validate_dataset(copy)
-        return str(exc.value)
+        return validator_error(root, tmp_path, edit)
 
     def edit_json(rel: str, change) -> object:
         def edit(p: Path) -> None:
