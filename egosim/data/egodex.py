@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from egosim.data.format import DatasetError
 from egosim.embodiment import HUMAN_KEYPOINTS, SIDES
 from egosim.errors import ConfigError, EgosimError, InvalidChoiceError, reject_unknown_keys
 

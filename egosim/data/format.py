@@ -48,6 +48,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from egosim.actions import WRIST_DIM, side_slices
+from egosim.embodiment import HUMAN_KEYPOINTS, SIDES
 from egosim.errors import EgosimError
 
 CODEBASE_VERSION = "v3.0"
@@ -156,8 +157,6 @@ def make_human_features(
     `action_joint_names` (the hand joints of the robot the episodes are retargeted to) adds the
     `action` feature in that robot's layout; None (not retargeted) leaves it out.
     """
-    from egosim.embodiment import HUMAN_KEYPOINTS, SIDES
-
     sides, kps = list(SIDES), list(HUMAN_KEYPOINTS)
     feats: dict[str, dict[str, Any]] = {
         KEYPOINTS_KEY: {"dtype": "float32", "shape": [2, len(kps), 3],
@@ -289,6 +288,17 @@ def stats_to_json(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str,
     return {k: {s: np.asarray(v).tolist() for s, v in st.items()} for k, st in stats.items()}
 
 
+def column_to_numpy(column: Any) -> NDArray[Any]:
+    """A parquet column as a numpy array (frames, *shape): nested fixed-size lists unfold one level per dimension."""
+    col = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    n = len(col)
+    shape: list[int] = []
+    while hasattr(col.type, "list_size"):
+        shape.append(col.type.list_size)
+        col = col.flatten()
+    return col.to_numpy(zero_copy_only=False).reshape(n, *shape)
+
+
 def read_json(path: Path) -> Any:
     """Parses a JSON file, naming the file when it is not valid JSON."""
     try:
@@ -298,10 +308,11 @@ def read_json(path: Path) -> Any:
 
 
 __all__ = [
-    "ATTEMPTS_PATH", "CAMERA_KEYS", "CAMERA_POSE_KEY", "CONFIDENCE_KEY", "HUMAN_CAMERAS", "HUMAN_KEYS",
-    "HUMAN_ROBOT_TYPE", "KEYPOINTS_KEY", "KINDS", "POSE_NAMES", "WRIST_POSE_KEY", "dataset_kind",
-    "make_human_features", "CHUNKS_SIZE", "CODEBASE_VERSION", "DATA_PATH", "DEFAULT_FEATURES", "DatasetError",
-    "EPISODES_PATH", "INFO_PATH", "MODALITY_PATH", "QUANTILE_KEYS", "STATS_PATH", "STAT_KEYS", "TASKS_PATH",
-    "VIDEO_PATH", "WRIST_DIM", "aggregate_stats", "episode_location", "feature_stats", "image_stats", "make_features",
-    "make_info", "make_modality", "read_json", "stats_to_json", "vector_names", "video_key",
+    "ATTEMPTS_PATH", "CAMERA_KEYS", "CAMERA_POSE_KEY", "CHUNKS_SIZE", "CODEBASE_VERSION", "CONFIDENCE_KEY",
+    "DATA_PATH", "DEFAULT_FEATURES", "DatasetError", "EPISODES_PATH", "HUMAN_CAMERAS", "HUMAN_KEYS",
+    "HUMAN_ROBOT_TYPE", "INFO_PATH", "KEYPOINTS_KEY", "KINDS", "MODALITY_PATH", "POSE_NAMES", "QUANTILE_KEYS",
+    "STATS_PATH", "STAT_KEYS", "TASKS_PATH", "VIDEO_PATH", "WRIST_DIM", "WRIST_POSE_KEY", "aggregate_stats",
+    "column_to_numpy", "dataset_kind", "episode_location", "feature_stats", "image_stats", "make_features",
+    "make_human_features", "make_info", "make_modality", "read_json", "stats_to_json", "vector_names",
+    "video_key",
 ]

@@ -21,7 +21,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from egosim.actions import WRIST_DIM, step_actions_to_chunk
-from egosim.data.format import HUMAN_KEYS, INFO_PATH, MODALITY_PATH, DatasetError, dataset_kind, read_json
+from egosim.data.format import (
+    HUMAN_KEYS,
+    INFO_PATH,
+    MODALITY_PATH,
+    DatasetError,
+    column_to_numpy,
+    dataset_kind,
+    read_json,
+)
 from egosim.geometry import matrix_to_rot6d
 
 try:
@@ -63,15 +71,7 @@ def read_episode(root: str | os.PathLike[str], episode_index: int) -> dict[str, 
     path = root / info["data_path"].format(chunk_index=r["data/chunk_index"], file_index=r["data/file_index"])
     table = pq.read_table(path)
     table = table.filter(pc.equal(table.column("episode_index"), episode_index))
-    out: dict[str, NDArray[Any]] = {}
-    for name in table.column_names:
-        col = table.column(name).combine_chunks()
-        shape: list[int] = []
-        while hasattr(col.type, "list_size"):  # nested fixed-size lists: one level per dimension
-            shape.append(col.type.list_size)
-            col = col.flatten()
-        out[name] = col.to_numpy(zero_copy_only=False).reshape(len(table), *shape)
-    return out
+    return {name: column_to_numpy(table.column(name)) for name in table.column_names}
 
 
 class ChunkDataset(_TorchDataset):  # type: ignore[misc,valid-type]

@@ -33,6 +33,7 @@ from egosim.data.format import (
     TASKS_PATH,
     WRIST_POSE_KEY,
     DatasetError,
+    column_to_numpy,
     dataset_kind,
     make_human_features,
     read_json,
@@ -215,7 +216,7 @@ def validate_dataset(root: str | os.PathLike[str], *, decode_videos: bool = True
                         for m in _check_column(path.relative_to(root), k, f, table.schema.field(k).type)]
         problems += col_problems
         if kind == "human" and not col_problems:
-            problems += _check_human_values(path.relative_to(root), table, feats)
+            problems += _check_human_values(path.relative_to(root), table)
         ep_col = table.column("episode_index").to_numpy()
         idx_col = table.column("index").to_numpy()
         fr_col = table.column("frame_index").to_numpy()
@@ -302,26 +303,19 @@ def _check_human_features(feats: Mapping[str, Any], action_embodiment: str | Non
     return problems
 
 
-def _column_array(table: Any, key: str, shape: list[int]) -> np.ndarray:
-    col = table.column(key).combine_chunks()
-    for _ in shape[1:]:
-        col = col.flatten()
-    return col.flatten().to_numpy(zero_copy_only=False).reshape(len(table), *shape)
-
-
-def _check_human_values(rel: Path, table: Any, feats: Mapping[str, Any]) -> list[str]:
+def _check_human_values(rel: Path, table: Any) -> list[str]:
     """Value checks no schema expresses: finite keypoints, confidences in [0, 1], unit quaternions."""
     if any(k not in table.column_names for k in HUMAN_KEYS):
         return []
     problems: list[str] = []
-    kp = _column_array(table, KEYPOINTS_KEY, feats[KEYPOINTS_KEY]["shape"])
+    kp = column_to_numpy(table.column(KEYPOINTS_KEY))
     if not np.all(np.isfinite(kp)):
         problems.append(f"{rel}: {KEYPOINTS_KEY} has non-finite values")
-    conf = _column_array(table, CONFIDENCE_KEY, feats[CONFIDENCE_KEY]["shape"])
+    conf = column_to_numpy(table.column(CONFIDENCE_KEY))
     if conf.size and (not np.all(np.isfinite(conf)) or conf.min() < 0.0 or conf.max() > 1.0):
         problems.append(f"{rel}: {CONFIDENCE_KEY} outside [0, 1]")
     for key in (WRIST_POSE_KEY, CAMERA_POSE_KEY):
-        pose = _column_array(table, key, feats[key]["shape"])
+        pose = column_to_numpy(table.column(key))
         norm = np.linalg.norm(pose[..., 3:7], axis=-1)
         if pose.size and (not np.all(np.isfinite(pose)) or np.abs(norm - 1.0).max() > 1e-3):
             problems.append(f"{rel}: {key} has non-finite values or quaternions that are not unit length")

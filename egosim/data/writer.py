@@ -449,7 +449,7 @@ class DatasetWriter:
             }
         else:
             cols = {f"egosim/{k}": (json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) or v is None
-                                    else v) for k, v in attempt.items()}
+                                    else v.item() if isinstance(v, np.generic) else v) for k, v in attempt.items()}
         if self.episodes:
             prev = {k: type(v) for k, v in self.episodes[-1].items() if k.startswith("egosim/")}
             now = {k: type(v) for k, v in cols.items()}
