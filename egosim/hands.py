@@ -98,7 +98,7 @@ SHARPA_WAVE = register_embodiment(
             for part, site in (("knuckle", "mcp"), ("intermediate_base", "pip"), ("intermediate_tip", "dip"),
                                ("tip", "tip"))
         },
-        # egosim.retarget.measure_human_alignment: the open hand is the size of the reference human hand.
+        # egosim.retarget.measure_human_alignment: the open hand is 8 % larger than the reference human hand.
         human_scale=HUMAN_SCALE["sharpa_wave"],
         human_wrist_offset=HUMAN_WRIST_OFFSET["sharpa_wave"],
         tags=frozenset({"r1pro", "22dof"}),
@@ -139,8 +139,8 @@ UNITREE_DEX3 = register_embodiment(
             "power": _dex3_sides(_DEX3_POWER),
             "claw": _dex3_sides(_DEX3_POWER),
         },
-        # A tri-finger hand: the human thumb, index and middle finger drive its three fingers (as Unitree's
-        # own Dex3 teleoperation retargeting does); its two fingers' MCP and middle-joint sites take
+        # A tri-finger hand: the human thumb, index and middle finger drive its three fingers (the fingertips
+        # of Unitree's xr_teleoperate DexPilot config for Dex3); its two fingers' MCP and middle-joint sites take
         # the human knuckles and PIP joints. The thumb has no sites besides its tip: its links do not
         # correspond to the human thumb's.
         keypoint_map={"wrist": "wrist", "thumb_tip": "thumb_tip"} | {
