@@ -96,7 +96,7 @@ class DishRackExpert:
             # The rim is thinner than what the pinch pose was made for: aim past it so the fingers squeeze.
             self.pose[s] = {
                 "open": self.emb.grasp_pose("open", s),
-                "pre_pinch": pre,
+                "pre_tripod": pre,
                 "grip": np.clip(pinch + 0.5 * (pinch - pre), lim[:, 0], lim[:, 1]),
             }
         self.geo = {s: GraspGeometry.measure(self.emb, s) for s in SIDES}
@@ -274,8 +274,8 @@ class DishRackExpert:
         g = self._hand(side, "grip")
         n_piv = int(np.ceil(STAND_DEG / PIVOT_STEP_DEG)) + 3  # extra steps catch up with a plate that lags the hand
         return [
-            Stage(f"{key}_above", grip(0.06), self._hand(side, "pre_pinch"), max_s=5.0, tol_pos=0.01, tol_rot=0.1),
-            Stage(f"{key}_descend", grip(0.0), self._hand(side, "pre_pinch"), speed=0.4, max_s=3.0),
+            Stage(f"{key}_above", grip(0.06), self._hand(side, "pre_tripod"), max_s=5.0, tol_pos=0.01, tol_rot=0.1),
+            Stage(f"{key}_descend", grip(0.0), self._hand(side, "pre_tripod"), speed=0.4, max_s=3.0),
             Stage(f"{key}_pinch", lambda: self._once(f"{key}_at", grip(0.0)), g, min_s=0.7, hand_blend_s=0.5),
             *[Stage(f"{key}_tilt{k}", pivot(k), g, speed=0.3, hand_blend_s=0.01, tol_pos=0.003, max_s=2.5) for k in range(n_piv)],
             Stage(f"{key}_lift", up(CARRY_LIFT), g, speed=0.15, hand_blend_s=0.01),
@@ -284,7 +284,7 @@ class DishRackExpert:
             Stage(f"{key}_set", handover(0.004), g, speed=0.15, max_s=2.0, hand_blend_s=0.01),
             Stage(f"{key}_hold", handover(0.004), g, hand_blend_s=0.01, max_s=15.0, done=right_holds),
             Stage(f"{key}_release", lambda: self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side)),
-                  self._hand(side, "pre_pinch"), min_s=0.5, hand_blend_s=0.4),
+                  self._hand(side, "pre_tripod"), min_s=0.5, hand_blend_s=0.4),
             Stage(f"{key}_away", away, self._hand(side, "open"), speed=0.6, max_s=3.0, tol_pos=0.01),
             # After the last plate the left hand goes home, across the handover point: only once the
             # right hand has carried the plate off (the next plates lie on the far side, clear of it).
@@ -362,7 +362,7 @@ class DishRackExpert:
             return np.array([self.emb.home_wrist_pos[side][0], p[1], p[2]]), r
 
         g = self._hand(side, "grip")
-        pre = self._hand(side, "pre_pinch")
+        pre = self._hand(side, "pre_tripod")
         return [
             Stage(f"{key}_wait", lambda: self._home(side), pre, max_s=40.0, done=left_at_handover, tol_pos=0.05, tol_rot=1.0),
             Stage(f"{key}_settle", lambda: self._home(side), pre, min_s=0.5, max_s=1.0, tol_pos=0.05, tol_rot=1.0),
