@@ -23,6 +23,22 @@ DEX3_JOINTS = (
 )  # fmt: skip
 
 
+# Measured by egosim.retarget.measure_human_alignment (scale from the open hands' wrist-to-fingertip
+# distances, offsets by a Kabsch fit of the open robot hand onto the scaled reference human hand);
+# tests/test_retarget.py checks these values against a fresh measurement.
+HUMAN_SCALE = {"sharpa_wave": 1.0841, "unitree_dex3": 0.8785}
+HUMAN_WRIST_OFFSET: dict[str, dict[str, tuple[float, ...]]] = {
+    "sharpa_wave": {
+        "left": (-0.0003, -0.0002, 0.002, 0.999, 0.021, 0.0188, -0.0355),
+        "right": (-0.0003, 0.0002, 0.002, 0.999, -0.021, 0.0188, 0.0355),
+    },
+    "unitree_dex3": {
+        "left": (0.0025, 0.0005, 0.0032, 0.9983, 0.0057, 0.0314, 0.0479),
+        "right": (0.0025, -0.0005, 0.0032, 0.9983, -0.0057, 0.0314, -0.0479),
+    },
+}
+
+
 def _mirror(pose: tuple[float, ...]) -> dict[str, tuple[float, ...]]:
     """Same joint values on both sides (hands whose positive angles flex on both sides)."""
     return {"left": pose, "right": pose}
@@ -55,7 +71,10 @@ SHARPA_WAVE = register_embodiment(
         # (sites 2.3 mm apart, pad normals 153 deg apart); pre_pinch: 30 % of the way there; power: the
         # pose the fingers settle in around a 35 mm-radius cylinder held against the palm; claw: palm
         # down over an 80 mm-wide object, the four fingertips down its far side and the opposed thumb
-        # tip down its near side, 7 cm below the wrist.
+        # tip down its near side, 7 cm below the wrist. pre_tripod -> tripod: pre_pinch -> pinch with
+        # the middle finger flexed like the index, its pad 2 cm beside the index pad: on a thin rim
+        # the thumb meets the index from one side and the middle rests beside the index, so the
+        # rim cannot turn about the line through the two opposed pads (a two-pad pinch is a hinge).
         grasp_poses={
             "open": _mirror((0.0,) * 22),
             "pre_pinch": _mirror(
@@ -63,6 +82,12 @@ SHARPA_WAVE = register_embodiment(
             ),
             "pinch": _mirror(
                 (1.627, 0.191, -0.524, 0.094, 0.0, 1.367, 0.0, 0.0, 0.0) + (0.0,) * 13
+            ),
+            "pre_tripod": _mirror(
+                (0.488, 0.057, -0.157, 0.028, 0.0, 0.41, 0.0, 0.0, 0.0, 0.41, 0.0, 0.0, 0.0) + (0.0,) * 9
+            ),
+            "tripod": _mirror(
+                (1.627, 0.191, -0.524, 0.094, 0.0, 1.367, 0.0, 0.0, 0.0, 1.367, 0.0, 0.0, 0.0) + (0.0,) * 9
             ),
             "power": _mirror(
                 (-0.14, -0.06, 0.75, 0.07, 1.08, 1.09, -0.01, 0.41, 0.91, 1.18, -0.02, 0.29, 0.94,
@@ -72,15 +97,26 @@ SHARPA_WAVE = register_embodiment(
                 (1.27, -0.35, 1.01, -0.35, 1.47) + (0.55, 0.0, 0.5, 0.35) * 3 + (0.0, 0.55, 0.0, 0.5, 0.35)
             ),
         },
-        keypoint_map={
-            "wrist": "wrist", "thumb_tip": "thumb_tip", "index_tip": "index_tip",
-            "middle_tip": "middle_tip", "ring_tip": "ring_tip", "little_tip": "pinky_tip",
-        },  # fmt: skip
+        # Every human keypoint has a robot site: joint-centre sites (knuckle = MCP, intermediate base =
+        # PIP, intermediate tip = DIP; the thumb's CMC, MCP, IP) at the joint bodies' origins, and the
+        # pad sites for the tips.
+        keypoint_map={"wrist": "wrist", "thumb_knuckle": "thumb_cmc", "thumb_intermediate_base": "thumb_mcp",
+                      "thumb_intermediate_tip": "thumb_ip", "thumb_tip": "thumb_tip"} | {
+            f"{human}_{part}": f"{robot}_{site}"
+            for human, robot in (("index", "index"), ("middle", "middle"), ("ring", "ring"), ("little", "pinky"))
+            for part, site in (("knuckle", "mcp"), ("intermediate_base", "pip"), ("intermediate_tip", "dip"),
+                               ("tip", "tip"))
+        },
+        # egosim.retarget.measure_human_alignment: the open hand is 8 % larger than the reference human hand.
+        human_scale=HUMAN_SCALE["sharpa_wave"],
+        human_wrist_offset=HUMAN_WRIST_OFFSET["sharpa_wave"],
         tags=frozenset({"r1pro", "22dof"}),
     )
 )
 
 _DEX3_POWER = (0.0, -0.19, -0.43, 0.51, 0.98, 0.51, 0.98)  # also Dex3's claw (see its grasp_poses comment)
+_DEX3_PRE_PINCH = (0.0, 0.72, -1.5, 1.3, 0.3, 1.3, 0.3)  # also pre_tripod, and pinch also tripod
+_DEX3_PINCH = (0.0, 0.285, -1.35, 1.57, 0.3, 1.57, 0.3)
 
 UNITREE_DEX3 = register_embodiment(
     Embodiment(
@@ -106,15 +142,27 @@ UNITREE_DEX3 = register_embodiment(
         # thumb closes about 16 mm past contact with an 18 mm-thick object at the same depth, so
         # the squeeze does not lift the fingertips up the object. power: closes around a 35 mm-radius
         # cylinder; from above, the same pose is already a claw (thumb down one side of an 80 mm-wide
-        # object, index and middle down the other), so claw = power.
+        # object, index and middle down the other), so claw = power. The pinch already is a tripod
+        # (thumb against index and middle), so pre_tripod/tripod = pre_pinch/pinch.
         grasp_poses={
             "open": _dex3_sides((0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0)),
-            "pre_pinch": _dex3_sides((0.0, 0.72, -1.5, 1.3, 0.3, 1.3, 0.3)),
-            "pinch": _dex3_sides((0.0, 0.285, -1.35, 1.57, 0.3, 1.57, 0.3)),
+            "pre_pinch": _dex3_sides(_DEX3_PRE_PINCH),
+            "pinch": _dex3_sides(_DEX3_PINCH),
+            "pre_tripod": _dex3_sides(_DEX3_PRE_PINCH),
+            "tripod": _dex3_sides(_DEX3_PINCH),
             "power": _dex3_sides(_DEX3_POWER),
             "claw": _dex3_sides(_DEX3_POWER),
         },
-        keypoint_map={"wrist": "wrist", "thumb_tip": "thumb_tip", "index_tip": "index_tip", "middle_tip": "middle_tip"},
+        # A tri-finger hand: the human thumb, index and middle finger drive its three fingers (the fingertips
+        # of Unitree's xr_teleoperate DexPilot config for Dex3); its two fingers' MCP and middle-joint sites take
+        # the human knuckles and PIP joints. The thumb has no sites besides its tip: its links do not
+        # correspond to the human thumb's.
+        keypoint_map={"wrist": "wrist", "thumb_tip": "thumb_tip"} | {
+            f"{finger}_{part}": f"{finger}_{site}" for finger in ("index", "middle")
+            for part, site in (("knuckle", "mcp"), ("intermediate_base", "pip"), ("tip", "tip"))
+        },
+        human_scale=HUMAN_SCALE["unitree_dex3"],
+        human_wrist_offset=HUMAN_WRIST_OFFSET["unitree_dex3"],
         tags=frozenset({"g1", "7dof"}),
     )
 )
