@@ -338,15 +338,20 @@ class BottleUncapExpert:
         following it made the twist slip more.)"""
         return self.env.data.xmat[self.task.cap.bottle_body].reshape(3, 3)[:, 2].copy()
 
-    def _cap_grasp_pose(self, yaw: float) -> Pose:
+    def _loose_cap_axis(self) -> NDArray[np.float64]:
+        """The cap's own axis (unit, world frame): a loose cap may sit tilted on the neck's top."""
+        return self.env.data.xmat[self.task.cap.cap_body].reshape(3, 3)[:, 2].copy()
+
+    def _cap_grasp_pose(self, yaw: float, axis: NDArray[np.float64] | None = None) -> Pose:
         """Wrist pose that puts the pinch's contact centre (for the cap's width) on the cap's axis,
         the palm facing down the axis (levelled, see `pinch_level_profile`), yawed by `yaw`, as low as
         the fingers stay on the cap: their lowest link, closed to the grip, at the skirt's lower edge.
         (Lower, the Sharpa thumb pressed on the bottle's shoulder with 13 N while twisting, which
-        held the fingers back and shoved the bottle out of the other hand.)"""
+        held the fingers back and shoved the bottle out of the other hand.) `axis`: the axis to
+        grip along, the bottle's by default."""
         shape = self.task.cap.shape
         assert shape is not None
-        axis = self._cap_axis()
+        axis = self._cap_axis() if axis is None else axis
         lean = np.cross([0.0, 0.0, 1.0], axis)  # tilt the palm-down hand onto the bottle's axis
         sin_lean = float(np.linalg.norm(lean))
         tilt = axis_angle_to_matrix(lean, math.asin(min(1.0, sin_lean))) if sin_lean > 1e-6 else np.eye(3)
@@ -484,7 +489,9 @@ class BottleUncapExpert:
             p, r = hold()
             return p + np.array([0.0, 0.0, BACK_LIFT]), r
 
-        regrip_pose = lambda: self._once(f"regrip{n}", lambda: self._cap_grasp_pose(yaw()))  # noqa: E731
+        # Along the cap's own axis: a cap that the letting-go thread left tilted on the neck's top
+        # slipped out of a pinch set up along the bottle's axis.
+        regrip_pose = lambda: self._once(f"regrip{n}", lambda: self._cap_grasp_pose(yaw(), self._loose_cap_axis()))  # noqa: E731
         return [
             Stage(f"open_cap{n}", hold, self._cap_open, min_s=OPEN_S, hand_blend_s=OPEN_S),
             Stage(f"up_cap{n}", up, self._cap_open, min_s=0.2, max_s=1.0),
