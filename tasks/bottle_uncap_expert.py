@@ -91,46 +91,64 @@ def power_axis_point(emb: Embodiment, side: str) -> NDArray[np.float64]:
     return 0.5 * (local[emb.palm_site] + tips)
 
 
+class _PinchFK:
+    """Forward kinematics of one hand model along its pre_pinch -> pinch closing path."""
+
+    def __init__(self, emb: Embodiment, side: str, partners_tol: float) -> None:
+        self.emb = emb
+        self.model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
+        self.data = mujoco.MjData(self.model)
+        self.qadr = [self.model.jnt_qposadr[self.model.joint(j).id] for j in emb.joint_names]
+        self.wrist = self.model.site(emb.wrist_site).id
+        self.pre, self.pinch = emb.grasp_pose("pre_pinch", side), emb.grasp_pose("pinch", side)
+        self.thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
+        self.pose(self.pinch)
+        self.partners = [f for f in fingers if np.linalg.norm(self.site(f) - self.site(self.thumb)) < partners_tol] or [
+            fingers[0]
+        ]
+
+    def pose(self, q: NDArray[np.float64]) -> None:
+        self.data.qpos[:] = 0
+        self.data.qpos[self.qadr] = q
+        mujoco.mj_kinematics(self.model, self.data)
+
+    def close_to(self, a: float) -> None:
+        """The hand a fraction `a` of the way from pre_pinch to pinch (joint-space interpolation)."""
+        self.pose(self.pre + a * (self.pinch - self.pre))
+
+    def site(self, s: str) -> NDArray[np.float64]:
+        return self.data.site_xpos[self.model.site(s).id].copy()
+
+    def wrist_frame(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(rotation, position) of the wrist site."""
+        return self.data.site_xmat[self.wrist].reshape(3, 3).copy(), self.data.site_xpos[self.wrist].copy()
+
+
 def pinch_center_profile(emb: Embodiment, side: str, partners_tol: float = 0.035) -> NDArray[np.float64]:
     """Centre of the gap between the thumb's and its pinch partners' fingertip links (wrist frame)
     at the 41 closing steps of `GraspGeometry.pinch_gap` (pre_pinch -> pinch): the midpoint of the
     closest points of the nearest pair of links. An object as wide as the gap at a step must sit
     there for the closing pinch to meet it from both sides at once (fingers sweep arcs, so this is
     not the final meeting point, and the fingertip sites are not the pads)."""
-    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-    data = mujoco.MjData(model)
-    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
-    wrist = model.site(emb.wrist_site).id
-    thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
-    pre, pinch = emb.grasp_pose("pre_pinch", side), emb.grasp_pose("pinch", side)
-
-    def pose(q: NDArray[np.float64]) -> None:
-        data.qpos[:] = 0
-        data.qpos[qadr] = q
-        mujoco.mj_kinematics(model, data)
-
-    def site(s: str) -> NDArray[np.float64]:
-        return data.site_xpos[model.site(s).id].copy()
-
-    pose(pinch)
-    partners = [f for f in fingers if np.linalg.norm(site(f) - site(thumb)) < partners_tol] or [fingers[0]]
+    fk = _PinchFK(emb, side, partners_tol)
+    model, data = fk.model, fk.data
 
     def geoms(s: str) -> list[int]:
         b = int(model.site_bodyid[model.site(s).id])
         return [g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == b]
 
-    thumb_geoms, partner_geoms = geoms(thumb), [g for f in partners for g in geoms(f)]
+    thumb_geoms, partner_geoms = geoms(fk.thumb), [g for f in fk.partners for g in geoms(f)]
     out = []
     fromto = np.zeros(6)
     for a in np.linspace(0.0, 1.0, 41):
-        pose(pre + a * (pinch - pre))
+        fk.close_to(a)
         best, mid = np.inf, np.zeros(3)
         for g1 in thumb_geoms:
             for g2 in partner_geoms:
                 dist = mujoco.mj_geomDistance(model, data, g1, g2, 1.0, fromto)
                 if dist < best:
                     best, mid = dist, 0.5 * (fromto[:3] + fromto[3:])
-        r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
+        r, p = fk.wrist_frame()
         out.append(r.T @ (mid - p))
     return np.array(out)
 
@@ -148,21 +166,9 @@ def pinch_level_profile(
     already, within 1 degree). `lows[k, j]` is how far the fingers' lowest link point at step j
     lies below the pinch centre of step k, along the palm normal tilted by `tilts[k]`.
     """
-    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-    data = mujoco.MjData(model)
-    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
-    wrist = model.site(emb.wrist_site).id
-    thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
-    pre, pinch = emb.grasp_pose("pre_pinch", side), emb.grasp_pose("pinch", side)
+    fk = _PinchFK(emb, side, partners_tol)
+    model, data = fk.model, fk.data
     centres = pinch_center_profile(emb, side, partners_tol)
-
-    def pose(q: NDArray[np.float64]) -> None:
-        data.qpos[:] = 0
-        data.qpos[qadr] = q
-        mujoco.mj_kinematics(model, data)
-
-    def site(s: str) -> NDArray[np.float64]:
-        return data.site_xpos[model.site(s).id].copy()
 
     def chain(s: str) -> list[int]:
         """Geoms of the finger that carries site `s`: its tip body and the bodies up to the palm."""
@@ -173,28 +179,28 @@ def pinch_level_profile(
             b = int(model.body_parentid[b])
         return out
 
-    pose(pinch)
-    partners = [f for f in fingers if np.linalg.norm(site(f) - site(thumb)) < partners_tol] or [fingers[0]]
-    thumb_geoms, partner_geoms = chain(thumb), [g for f in partners for g in chain(f)]
-    pose(emb.grasp_pose("open", side))
-    r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
-    line = np.mean([r.T @ (site(f) - p) for f in partners], axis=0) - r.T @ (site(thumb) - p)
+    thumb_geoms, partner_geoms = chain(fk.thumb), [g for f in fk.partners for g in chain(f)]
+    fk.pose(emb.grasp_pose("open", side))
+    r, p = fk.wrist_frame()
+    line = np.mean([r.T @ (fk.site(f) - p) for f in fk.partners], axis=0) - r.T @ (fk.site(fk.thumb) - p)
     z = np.array([0.0, 0.0, 1.0])
     line -= (line @ z) * z
     axis = np.cross(z, line / np.linalg.norm(line))
+    steps = np.linspace(0.0, 1.0, 41)
+
+    def depth(geoms: list[int], down: NDArray[np.float64]) -> float:
+        """How far `geoms` reach below the wrist along `down` (wrist frame), in the current pose."""
+        r, p = fk.wrist_frame()
+        u = r @ down
+        return max(geom_extent(model, data, g, u) for g in geoms) - float(u @ p)
+
+    def imbalance(angle: float) -> float:
+        down = axis_angle_to_matrix(axis, angle).T @ z
+        return depth(thumb_geoms, down) - depth(partner_geoms, down)
+
     tilts, lows = [], []
-    for k, a in enumerate(np.linspace(0.0, 1.0, 41)):
-        pose(pre + a * (pinch - pre))
-        r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
-
-        def depth(geoms: list[int], down: NDArray[np.float64]) -> float:
-            u = r @ down
-            return max(geom_extent(model, data, g, u) for g in geoms) - float(u @ p)
-
-        def imbalance(angle: float) -> float:
-            down = axis_angle_to_matrix(axis, angle).T @ z
-            return depth(thumb_geoms, down) - depth(partner_geoms, down)
-
+    for a in steps:
+        fk.close_to(a)
         lo, hi = -0.6, 0.6
         if imbalance(lo) * imbalance(hi) > 0:  # cannot be levelled within 35 degrees: leave it
             angle = 0.0
@@ -204,15 +210,12 @@ def pinch_level_profile(
                 lo, hi = (mid, hi) if imbalance(lo) * imbalance(mid) > 0 else (lo, mid)
             angle = 0.5 * (lo + hi)
         tilts.append(axis_angle_to_matrix(axis, angle))
-    steps = np.linspace(0.0, 1.0, 41)
     for k, tilt in enumerate(tilts):
         down = tilt.T @ z
         row = []
         for a in steps:
-            pose(pre + a * (pinch - pre))
-            r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
-            u = r @ down
-            row.append(max(geom_extent(model, data, g, u) for g in thumb_geoms + partner_geoms) - float(u @ p))
+            fk.close_to(a)
+            row.append(depth(thumb_geoms + partner_geoms, down))
         lows.append(np.array(row) - float(centres[k] @ down))
     return np.array(tilts), np.array(lows), axis
 
