@@ -23,6 +23,7 @@ truncated at the task's horizon.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import string
 from typing import Any
@@ -38,7 +39,7 @@ from egosim.embodiment import SIDES, Embodiment, get_embodiment
 from egosim.errors import ConfigError, InvalidActionError, InvalidChoiceError
 from egosim.geometry import ROT6D_FROM_XMAT
 from egosim.rendering import CameraRenderer
-from egosim.rig import CAMERAS, HOME_WRIST_MAT, RigConfig, RigHandles, build_rig
+from egosim.rig import CAMERAS, DEFAULT_TIMESTEP, HOME_WRIST_MAT, RigConfig, RigHandles, build_rig
 from egosim.task import InitialState, Task
 
 OBS_MODES = ("rgb", "state")
@@ -68,7 +69,7 @@ class EgosimEnv(gym.Env):
         obs_mode: str = "rgb",
         privileged: bool = False,
         render_mode: str | None = None,
-        control_hz: float = 20.0,
+        control_hz: float | None = None,
         rig_config: RigConfig = RigConfig(),
         render_size: tuple[int, int] = (480, 640),
         task_options: dict[str, Any] | None = None,
@@ -77,10 +78,15 @@ class EgosimEnv(gym.Env):
             raise InvalidChoiceError("obs_mode", obs_mode, OBS_MODES)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise InvalidChoiceError("render_mode", render_mode, self.metadata["render_modes"])
-        n_sub = round(1.0 / (control_hz * rig_config.timestep))
-        if n_sub < 1 or abs(n_sub * control_hz * rig_config.timestep - 1.0) > 1e-6:
+        # The task names its own rates (most: 20 Hz on 2 ms physics; tabletop_play: 30 Hz data for human
+        # play on 1/600 s); explicit arguments win.
+        control_hz = float(task.control_hz if control_hz is None else control_hz)
+        timestep = next(t for t in (rig_config.timestep, task.physics_timestep, DEFAULT_TIMESTEP) if t is not None)
+        rig_config = dataclasses.replace(rig_config, timestep=timestep)
+        n_sub = round(1.0 / (control_hz * timestep))
+        if n_sub < 1 or abs(n_sub * control_hz * timestep - 1.0) > 1e-6:
             raise ConfigError(
-                f"control_hz={control_hz} is not a whole number of physics steps of {rig_config.timestep} s"
+                f"control_hz={control_hz} is not a whole number of physics steps of {timestep} s"
             )
         if task_options:
             task.configure(task_options)
@@ -90,7 +96,9 @@ class EgosimEnv(gym.Env):
         self.obs_mode = obs_mode
         self.use_privileged = privileged
         self.render_mode = render_mode
+        self.control_hz = control_hz
         self.control_dt = 1.0 / control_hz
+        self.metadata = {**self.metadata, "render_fps": control_hz}
         self.n_substeps = n_sub
         self.rig_config = rig_config
         self.render_size = render_size
@@ -188,6 +196,7 @@ class EgosimEnv(gym.Env):
             d.qpos[qadr] = open_pose
             d.ctrl[h.actuators] = open_pose
         self.task.apply_initial_state(m, d, state)
+        self.horizon = int(round(self.task.horizon_s * self.control_hz))  # a task may set its horizon per episode
         mujoco.mj_forward(m, d)
         self._warn = d.warning.number.tolist()
         self._reached = {name: False for name in self.task.rubric.names}

@@ -22,6 +22,7 @@ from egosim.embodiment import SIDES, Embodiment
 from egosim.errors import AssetError, ConfigError
 from egosim.geometry import look_at_xyaxes, matrix_to_quat
 
+DEFAULT_TIMESTEP = 0.002  # physics step (s) when neither the rig config nor the task names one
 TABLE_HEIGHT = 0.75  # table-top surface, metres above the floor
 TABLE_CENTER = (0.55, 0.0)
 TABLE_HALF_SIZE = (0.35, 0.6, 0.02)
@@ -37,19 +38,19 @@ class RigConfig:
     """Physics and camera settings of the rig.
 
     Attributes:
-        timestep: Physics step (s).
+        timestep: Physics step (s); None: the task's `physics_timestep`, else `DEFAULT_TIMESTEP` (2 ms).
         image_size: (height, width) of policy camera images; 240 x 320 as GR00T N1.7's video keys.
         wrist_kp: Stiffness of the Cartesian wrist controller, translation (N/m).
         wrist_kp_rot: Stiffness of the Cartesian wrist controller, rotation (N m/rad).
     """
 
-    timestep: float = 0.002
+    timestep: float | None = None
     image_size: tuple[int, int] = (240, 320)
     wrist_kp: float = 8000.0
     wrist_kp_rot: float = 150.0
 
     def __post_init__(self) -> None:
-        if not 1e-4 <= self.timestep <= 0.01:
+        if self.timestep is not None and not 1e-4 <= self.timestep <= 0.01:
             raise ConfigError(f"timestep {self.timestep} s outside [0.0001, 0.01]")
         h, w = self.image_size
         if not (16 <= h <= 2048 and 16 <= w <= 2048):
@@ -60,7 +61,7 @@ def build_rig(embodiment: Embodiment, config: RigConfig = RigConfig()) -> mujoco
     """Composes the rig for an embodiment; tasks then add their props to the returned spec."""
     spec = mujoco.MjSpec()
     spec.modelname = f"egosim_rig_{embodiment.name}"
-    spec.option.timestep = config.timestep
+    spec.option.timestep = config.timestep if config.timestep is not None else DEFAULT_TIMESTEP
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
     spec.option.impratio = 10.0

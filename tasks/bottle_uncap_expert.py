@@ -41,7 +41,7 @@ from egosim.embodiment import SIDES, Embodiment
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
 from egosim.tasks.screw_cap import CAP_ROOF, CAP_SEAT_GAP, PITCH
-from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, step_scripts, wrist_for_point
+from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, power_axis_point, step_scripts, wrist_for_point
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
@@ -64,26 +64,6 @@ POWER_SQUEEZE = 1.35  # the holding hand closes this far along open -> power (pa
 PALM_GAP = 0.0  # palm to bottle surface in the side power grasp (m)
 PLACE_OFFSET = np.array([0.0, -0.11, 0.0])  # where the cap goes, relative to the bottle (rig frame)
 SIDE_CLAW_MAT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # palm -y, fingers +x, width up
-
-
-def power_axis_point(emb: Embodiment, side: str) -> NDArray[np.float64]:
-    """Where a cylinder's axis sits in a `power` grasp (wrist frame), measured by forward kinematics:
-    halfway between the palm centre and the mean of the non-thumb fingertips, which wrap around it.
-
-    On both hands this lies within 7 mm of where a 30-38 mm bottle settles in the closed hand; the
-    `claw` centre (meant for top-down grasps) put the bottle 2.5 cm too far out on the Sharpa hand,
-    and the closing fingers shoved and tipped it.
-    """
-    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-    data = mujoco.MjData(model)
-    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
-    data.qpos[qadr] = emb.grasp_pose("power", side)
-    mujoco.mj_kinematics(model, data)
-    wrist = model.site(emb.wrist_site).id
-    r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
-    local = {s: r.T @ (data.site_xpos[model.site(s).id] - p) for s in emb.fingertip_sites[1:] + (emb.palm_site,)}
-    tips = np.mean([local[s] for s in emb.fingertip_sites[1:]], axis=0)
-    return 0.5 * (local[emb.palm_site] + tips)
 
 
 def pinch_center_profile(emb: Embodiment, side: str, partners_tol: float = 0.035) -> NDArray[np.float64]:
