@@ -138,7 +138,7 @@ def sample_scene(rng: np.random.Generator, n_slots: int) -> dict[str, Any]:
         lo, hi = mass_range(kind, grasp)
         records.append({"slot": slot, "kind": kind, "dims": dims, "grasp": grasp, "colour": colours[slot],
                         "mass": round(float(rng.uniform(lo, hi)), 4),
-                        "friction": round(float(rng.uniform(0.6, 1.2)), 3),
+                        "friction": round(float(rng.uniform(0.9 if kind in POUR_SOURCES else 0.6, 1.2)), 3),
                         "yaw": round(float(rng.uniform(-math.pi, math.pi)), 4)})
     for rec in sorted(records, key=lambda r: -footprint_radius(r["kind"], r["dims"])):
         radius = footprint_radius(rec["kind"], rec["dims"])
@@ -266,7 +266,9 @@ def sample_program(rng: np.random.Generator, scene: Mapping[str, Any]) -> list[d
                 dist = round(float(rng.uniform(0.06, 0.12)), 4)
                 d = DIRECTIONS[name]
                 to = [xy[i][0] + d[0] * dist, xy[i][1] + d[1] * dist]
-                if _free(to, radius, taken(skip=i)) and reachable(side, to):
+                # Pushing towards you takes the hand round to the far side: only near objects.
+                near_enough = d[0] >= 0 or xy[i][0] <= 0.5
+                if _free(to, radius, taken(skip=i)) and reachable(side, to) and near_enough:
                     options.append((1.0, {"verb": "push", "obj": i, "hand": side, "dir": list(d), "dir_name": name,
                                           "dist": dist}))
         if not options:

@@ -6,7 +6,7 @@ spheres and lying capsules are one geom; a thin tile or plate is a flat box or d
 weighted base, a ring of wall segments and a handle; a cup is a mug without handle; a bowl is a base and
 a ring of outward-leaning wall segments; a bar is a long box. Dimensions are drawn per episode within
 ranges that the hands can grasp (or, for tiles, plates and bowls, push and fill), and each kind says
-which grasp its size calls for (`grasp_kind`): `pinch` under 3.5 cm across, `claw` for wider objects
+which grasp its size calls for (`grasp_kind`): `pinch` up to 6 cm across, `claw` for wider objects
 gripped from above, `power` for tall cylinders held from the side.
 
 Everything here is plain numpy (no MjModel): the scene (`egosim.tasks.tabletop_play`) turns a
@@ -29,7 +29,7 @@ CONTAINERS: frozenset[str] = frozenset({"mug", "cup", "bowl"})  # what beads can
 POUR_SOURCES: frozenset[str] = frozenset({"mug", "cup"})
 SLOT_GEOMS = 13  # geoms per object slot: the largest shape (a mug: base, 11 wall segments, handle)
 WALL_SEGMENTS = 11
-PINCH_MAX_WIDTH = 0.035  # objects narrower than this are pinched
+PINCH_MAX_WIDTH = 0.06  # objects narrower than this are pinched (thumb against fingers)
 POWER_MIN_HEIGHT = 0.10  # cylinders at least this tall (and wide enough) are held from the side
 _Q_Z_TO_X = (math.cos(math.pi / 4), 0.0, math.sin(math.pi / 4), 0.0)  # turns a capsule's axis (z) onto x
 
@@ -160,9 +160,7 @@ def grasp_kind(kind: str, dims: Mapping[str, float]) -> str | None:
     if kind not in GRASPABLE:
         return None
     width, height = grip_width(kind, dims), extent(kind, dims)[2]
-    if kind == "cylinder" and height >= POWER_MIN_HEIGHT and width > PINCH_MAX_WIDTH:
-        return "power"
-    if kind == "box" and height >= POWER_MIN_HEIGHT - 0.02 and width > 0.05:
+    if kind == "cylinder" and height >= POWER_MIN_HEIGHT and width > 0.035:
         return "power"
     return "pinch" if width <= PINCH_MAX_WIDTH else "claw"
 
@@ -170,7 +168,7 @@ def grasp_kind(kind: str, dims: Mapping[str, float]) -> str | None:
 def mass_range(kind: str, grasp: str | None) -> tuple[float, float]:
     """Masses (kg) drawn per kind: light enough for the grasp the size calls for."""
     if grasp == "pinch":
-        return 0.01, 0.06
+        return 0.01, 0.1
     if grasp == "claw":
         return (0.15, 0.25) if kind in POUR_SOURCES else (0.04, 0.2)
     if grasp == "power":

@@ -142,6 +142,85 @@ def power_axis_point(emb: Embodiment, side: str) -> NDArray[np.float64]:
     return 0.5 * (local[emb.palm_site] + tips)
 
 
+@dataclass(frozen=True)
+class PinchProfile:
+    """How a pinch closes, measured on the hand model by forward kinematics at evenly spaced steps of
+    joint-space interpolation from a start pose to an end pose (one side, wrist frame).
+
+    Attributes:
+        poses: Hand joint targets at each step (n, dof).
+        gaps: Free gap between the thumb's and its partners' fingertip links.
+        centres: Midpoint of the closest points of the nearest thumb-partner pair: where an object as
+            wide as the gap must sit for the closing fingers to meet it from both sides at once.
+        axes: Unit thumb -> partner direction between those closest points, projected on the palm
+            plane: the direction the pinch closes along.
+        reaches: How far the fingertip links reach out of the palm (along +z), cumulative.
+    """
+
+    poses: NDArray[np.float64]
+    gaps: NDArray[np.float64]
+    centres: NDArray[np.float64]
+    axes: NDArray[np.float64]
+    reaches: NDArray[np.float64]
+
+    def contact_step(self, width: float) -> int:
+        """The first step at which the gap is no wider than `width` (the last step if none is)."""
+        hit = np.flatnonzero(self.gaps <= width)
+        return int(hit[0]) if hit.size else len(self.gaps) - 1
+
+    @classmethod
+    def measure(cls, emb: Embodiment, side: str, start: str = "pre_pinch", end: str = "pinch", n: int = 41,
+                partners_tol: float = 0.035) -> PinchProfile:
+        model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
+        data = mujoco.MjData(model)
+        qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
+        wrist = model.site(emb.wrist_site).id
+        thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
+        q0, q1 = emb.grasp_pose(start, side), emb.grasp_pose(end, side)
+
+        def pose(q: NDArray[np.float64]) -> None:
+            data.qpos[:] = 0
+            data.qpos[qadr] = q
+            mujoco.mj_kinematics(model, data)
+
+        def site(s: str) -> NDArray[np.float64]:
+            return data.site_xpos[model.site(s).id].copy()
+
+        pose(emb.grasp_pose("pinch", side))
+        partners = [f for f in fingers if np.linalg.norm(site(f) - site(thumb)) < partners_tol] or [fingers[0]]
+
+        def geoms(s: str) -> list[int]:
+            b = int(model.site_bodyid[model.site(s).id])
+            return [g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == b]
+
+        thumb_geoms, partner_geoms = geoms(thumb), [g for f in partners for g in geoms(f)]
+        tip_geoms = thumb_geoms + partner_geoms
+        fromto = np.zeros(6)
+        poses, gaps, centres, axes, reaches = [], [], [], [], []
+        for a in np.linspace(0.0, 1.0, n):
+            q = q0 + a * (q1 - q0)
+            pose(q)
+            best, mid, ax = np.inf, np.zeros(3), np.zeros(3)
+            for g1 in thumb_geoms:
+                for g2 in partner_geoms:
+                    dist = mujoco.mj_geomDistance(model, data, g1, g2, 1.0, fromto)
+                    if dist < best:
+                        best, mid, ax = dist, 0.5 * (fromto[:3] + fromto[3:]), fromto[3:] - fromto[:3]
+            r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
+            local_ax = r.T @ ax
+            local_ax[2] = 0.0
+            if best <= 0.0 or np.linalg.norm(local_ax) < 1e-9:  # touching: keep the last direction
+                local_ax = axes[-1] if axes else np.array([1.0, 0.0, 0.0])
+            poses.append(q)
+            gaps.append(best)
+            centres.append(r.T @ (mid - p))
+            axes.append(local_ax / np.linalg.norm(local_ax))
+            z = r[:, 2]
+            reaches.append(max(geom_extent(model, data, g, z) - float(z @ p) for g in tip_geoms))
+        return cls(np.array(poses), np.array(gaps), np.array(centres), np.array(axes),
+                   np.maximum.accumulate(np.array(reaches)))
+
+
 def wrist_for_point(point_world: NDArray[np.float64], rot: NDArray[np.float64], point_hand: NDArray[np.float64]) -> Pose:
     """The wrist pose with orientation `rot` that puts hand-frame `point_hand` at `point_world`."""
     return point_world - rot @ point_hand, rot

@@ -31,8 +31,10 @@ Rubric (additive, drawn per episode): `step1` ... `stepN`, 1/N points each; a st
 predicate on simulator state for what that step should achieve (the object released and at rest
 where it was put, turned by at least half the asked angle, pushed at least half the asked distance,
 half the beads in the target, on the other hand's side after a hand-over), with what it needs to have
-happened first (lifted, touched by both hands) remembered by the task. Success: every step's
-milestone reached and, now, no hand touches an object and every object is at rest. Human play has no
+happened first (lifted, touched by both hands) remembered by the task; steps are judged in order.
+Success: every step's milestone reached and, now, no hand touches an object, every object is at rest
+and both wrists are lifted clear of the scene (15 cm above the table), so an episode ends when the
+activity does. Human play has no
 success in the benchmark sense; the score tells how much of the program the demonstrator carried out.
 
 Rates: 30 Hz control, the frame rate of human data (EgoScale and EgoDex record at 30 fps), on a
@@ -80,6 +82,7 @@ BIN_WALL_H = 0.07
 PROP_WALL = 0.006
 ROLLING = 0.001  # rolling friction (m) of balls and beads
 REST_SPEED = 0.03  # m/s: slower than this counts as at rest
+CLEAR_Z = 0.15  # wrists this high above the table: the hands are out of the scene
 LIFT = 0.03  # lifted this far above where it rests, in a hand, counts as picked
 _GEOM_TYPES = {"box": mujoco.mjtGeom.mjGEOM_BOX, "sphere": mujoco.mjtGeom.mjGEOM_SPHERE,
                "capsule": mujoco.mjtGeom.mjGEOM_CAPSULE, "cylinder": mujoco.mjtGeom.mjGEOM_CYLINDER}
@@ -161,6 +164,7 @@ class TabletopPlay(Task):
                                 for p in ("tray", "bin") for g in self._prop_geom_ids[p]}
         self._prop_geom_base.update({model.geom(f"bead{j}").id: (1, 1) for j in range(N_BEADS)})
         self._side_contacts = {s: ContactQuery(model, h.bodies) for s, h in rig.hands.items()}
+        self._wrist_sites = [h.wrist_site for h in rig.hands.values()]
         self._scratch = mujoco.MjData(model)
         self.embodiment = embodiment
         self.program: list[dict[str, Any]] = []
@@ -372,6 +376,8 @@ class TabletopPlay(Task):
     def is_success(self, model: mujoco.MjModel, data: mujoco.MjData, reached: Mapping[str, bool]) -> bool:
         if not all(reached.values()) or self._touched_now:
             return False
+        if any(data.site_xpos[w][2] < TABLE_HEIGHT + CLEAR_Z for w in self._wrist_sites):
+            return False  # a hand still down among the objects: the activity is not over
         slots = [self._slot_free[i][1] for i in self.scene["objects"]]
         beads = [f[1] for f in self._bead_free] if self.scene.get("beads_in") is not None else []
         return all(self._speed(data, v) < REST_SPEED for v in slots + beads)

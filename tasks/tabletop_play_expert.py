@@ -18,8 +18,8 @@ the simulated human hand included, runs them:
   wrist goes where that puts the object (its footprint centre over the destination, then down to
   the surface), so a grasp that slipped still places where asked.
 - rotate: the wrist orbits the vertical axis through the object in quarter turns.
-- push: the closed fist behind the object, fingers along the push direction, slid along the table
-  (towards you: the claw's fingertips hooked behind its far side, drawing it back).
+- push: the closed fist behind the object, fingers along the push direction (towards you: the hand
+  turned round, outward), slid along the table.
 - pour: the vessel is carried beside the target, its lip over the target's centre, then tipped
   120 degrees about the lip in 30-degree steps (closed loop, from where the wrist is), held, tipped
   back and set down where it stood.
@@ -53,6 +53,7 @@ from egosim.tasks.tabletop_play import BIN_WALL_H, PROP_WALL, TRAY_RIM, Tabletop
 from egosim.tasks.scripted import (
     GraspGeometry,
     HandScript,
+    PinchProfile,
     Pose,
     Stage,
     geom_extent,
@@ -132,7 +133,9 @@ def _side_obstacles(emb: Any, side: str, axis_point: NDArray[np.float64]) -> lis
     w = model.site(emb.wrist_site).id
     r, p = data.site_xmat[w].reshape(3, 3), data.site_xpos[w]
     pts = [r.T @ (data.site_xpos[model.site(s).id] - p) for s in (*emb.fingertip_sites, emb.palm_site)]
-    return [math.atan2(q[2] - axis_point[2], q[0] - axis_point[0]) for q in pts]
+    pts += [r.T @ (data.geom_xpos[g] - p) for g in range(model.ngeom) if model.geom_contype[g] or model.geom_conaffinity[g]]
+    near = [q for q in pts if math.hypot(q[0] - axis_point[0], q[2] - axis_point[2]) < 0.075]  # around the cylinder
+    return [math.atan2(q[2] - axis_point[2], q[0] - axis_point[0]) for q in near]
 
 
 def _hand_extent(emb: Any, side: str, pose: str) -> dict[str, float]:
@@ -150,9 +153,6 @@ def _hand_extent(emb: Any, side: str, pose: str) -> dict[str, float]:
     for key, axis in (("front", 0), ("below", 2)):
         u = r[:, axis]
         out[key] = max(geom_extent(model, data, g, u) for g in geoms) - float(u @ p)
-    tips = [r.T @ (data.site_xpos[model.site(s).id] - p) for s in emb.fingertip_sites[1:]]
-    out["tips_x"], out["tips_z"] = float(np.mean([t[0] for t in tips])), float(np.mean([t[2] for t in tips]))
-    out["tips_y"] = float(np.mean([t[1] for t in tips]))
     return out
 
 
@@ -166,10 +166,12 @@ class TabletopPlayExpert:
         self.task: TabletopPlay = env.task  # type: ignore[assignment]
         self.emb = emb = env.embodiment
         self.geo = {s: GraspGeometry.measure(emb, s) for s in SIDES}
+        # The pinch as it closes from the open hand: sized per object (a thumb-index pinch holds
+        # anything up to about as wide as the open hand's gap).
+        self.pinch = {s: PinchProfile.measure(emb, s, "open", "pinch") for s in SIDES}
         self.power_axis = {s: power_axis_point(emb, s) for s in SIDES}
         self.claw_axis = {s: _hand_frame_axis(emb, s, "claw") for s in SIDES}
         self.fist = {s: _hand_extent(emb, s, "power") for s in SIDES}
-        self.claw_ext = {s: _hand_extent(emb, s, "claw") for s in SIDES}
         self.handle_angles = {s: _free_handle_angles(emb, s, self.geo[s]) for s in SIDES}
         self.side_obstacles = {s: _side_obstacles(emb, s, self.power_axis[s]) for s in SIDES}
         self.pose: dict[str, dict[str, NDArray[np.float64]]] = {}
@@ -200,6 +202,7 @@ class TabletopPlayExpert:
         self.retried: set[str] = set()
         self.program = list(self.task.program)
         self._aliases: dict[str, str] = {}
+        self._grasp_of: dict[str, tuple[str, int]] = {}
         self._end_checks: dict[int, Callable[[], bool]] = {}
         self._last_hand = {s: self._hand(s, "open") for s in SIDES}
         stages: dict[str, list[Stage]] = {s: [] for s in SIDES}
@@ -308,11 +311,17 @@ class TabletopPlayExpert:
             centre = p + r[:, 0] * off
             geo = self.geo[side]
             if grasp == "pinch":
-                rot = self._down_rot(side, geo.pinch_axis, self._narrow_angle(i), prefer)
-                # Fingertips' lowest point: at the table under low objects, 3 cm below the top of tall
-                # ones, just under a ball's equator (the pads meet it there).
-                tip_z = p[2] + (max(0.002, 0.5 * height - 0.008) if o["kind"] == "sphere" else max(0.0, height - 0.03))
-                hand_point = np.array([*geo.pinch_point[:2], geo.reach_at_width(grip_width(o["kind"], o["dims"]))])
+                prof = self.pinch[side]
+                c = prof.contact_step(grip_width(o["kind"], o["dims"]))
+                rot = self._down_rot(side, prof.axes[c], self._narrow_angle(i), prefer)
+                # The object's axis where the closing fingers meet it from both sides at once; the
+                # fingertips' lowest point at the table under low objects, 3 cm below the top of tall
+                # ones, and for a ball so that the fingers meet it at its equator.
+                if o["kind"] == "sphere":
+                    tip_z = p[2] + max(0.002, 0.5 * height - (prof.reaches[c] - prof.centres[c][2]))
+                else:
+                    tip_z = p[2] + max(0.0, height - 0.03)
+                hand_point = np.array([*prof.centres[c][:2], prof.reaches[c]])
                 return wrist_for_point(np.array([centre[0], centre[1], tip_z]), rot, hand_point)
             if grasp == "claw":
                 if o["kind"] == "mug":  # the handle (body +y) toward where no finger lands
@@ -357,14 +366,24 @@ class TabletopPlayExpert:
     def _release_shape(grasp: str) -> str:
         return "pre_pinch" if grasp == "pinch" else "open"
 
-    def _pre_shape(self, grasp: str) -> str:
-        return {"pinch": "pre_pinch", "claw": "pre_claw", "power": "open"}[grasp]
+    def _pre_shape_pose(self, side: str, i: int, grasp: str) -> Callable[[], NDArray[np.float64]]:
+        """The hand's shape on the way down: a pinch opened 2.5 cm wider than the object, half a claw,
+        or the open hand for a side grasp."""
+        if grasp == "pinch":
+            o = self._obj(i)
+            prof = self.pinch[side]
+            wide = np.flatnonzero(prof.gaps >= grip_width(o["kind"], o["dims"]) + 0.025)
+            k = int(wide[-1]) if wide.size else 0
+            return lambda: prof.poses[k]
+        return self._hand(side, {"claw": "pre_claw", "power": "open"}[grasp])
 
     def _grasp_stages(self, side: str, i: int, grasp: str, key: str, prefer: float = 0.0,
                       offset: float | Callable[[], float] = 0.0, lift: float = LIFT_Z, check: bool = True) -> None:
         """reach, grasp, lift (and check: one more try if the object did not come up)."""
+        self._grasp_of[key] = (side, i)
         g = lambda: self._grasp_pose(side, i, grasp, key + ":g", prefer, offset)  # noqa: E731
-        pre, grip = self._pre_shape(grasp), grasp
+        grip = grasp
+        pre = self._pre_shape_pose(side, i, grasp)
 
         def shifted(dz: float, out: float = 0.0) -> Callable[[], Pose]:
             def target() -> Pose:
@@ -374,11 +393,11 @@ class TabletopPlayExpert:
             return target
 
         if grasp == "power":  # from the side: beside and above, beside, in
-            self._add(side, "reach", shifted(APPROACH, 0.07), self._hand(side, pre), max_s=4.0, tol_pos=0.01, tol_rot=0.1)
+            self._add(side, "reach", shifted(APPROACH, 0.07), pre, max_s=4.0, tol_pos=0.01, tol_rot=0.1)
             self._add(side, "beside", shifted(0.0, 0.07), speed=0.5, max_s=2.5)
             self._add(side, "in", g, speed=0.3, max_s=2.5)
         else:
-            self._add(side, "reach", shifted(APPROACH), self._hand(side, pre), max_s=4.0, tol_pos=0.01, tol_rot=0.1)
+            self._add(side, "reach", shifted(APPROACH), pre, max_s=4.0, tol_pos=0.01, tol_rot=0.1)
             self._add(side, "descend", g, speed=0.4, max_s=3.0)
         self._add(side, "close", g, self._hand(side, grip), min_s=0.7, hand_blend_s=0.5)
         self._add(side, "lift", shifted(lift), speed=0.5, max_s=3.0, hand_blend_s=0.01)
@@ -414,8 +433,12 @@ class TabletopPlayExpert:
         return True
 
     def _rel(self, key: str) -> Pose:
-        while key in self._aliases:
-            key = self._aliases[key]
+        """The held object's pose in the wrist frame, measured after the lift (now, if that stage
+        timed out before measuring)."""
+        key = self._alias(key)
+        if self.memo.get(key + ":rel") is None:
+            side, i = self._grasp_of[key]
+            self._measure(side, i, key)
         return self.memo[key + ":rel"]
 
     # ------------------------------------------------------------------ places
@@ -546,20 +569,18 @@ class TabletopPlayExpert:
         d = np.array([*step["dir"], 0.0])
         dist = float(step["dist"])
         key = f"{k}:{side}"
-        drag = d[0] < -0.5
 
         def start_pose() -> Pose:
+            """The fist behind the object, fingers along the push, its lowest point just above the
+            table (towards you: turned round, the fingers pointing back, the turn made outward)."""
             o = self._obj(i)
             p, r = self._pose(i)
             hx, hy, _ = extent(o["kind"], o["dims"])
             reach = abs(d @ r[:, 0]) * hx + abs(d @ r[:, 1]) * hy  # half extent along d
-            if drag:  # fingertips hooked behind the far side, drawn back
-                rot = HOME_WRIST_MAT
-                ext = self.claw_ext[side]
-                far = p - d * (reach + PUSH_GAP)
-                hand_point = np.array([ext["tips_x"], ext["tips_y"], ext["below"]])
-                return wrist_for_point(np.array([far[0], far[1], TABLE_HEIGHT + 0.006]), rot, hand_point)
-            rot = _rz(math.atan2(d[1], d[0])) @ HOME_WRIST_MAT
+            yaw = math.atan2(d[1], d[0])
+            if abs(abs(yaw) - math.pi) < 1e-3:
+                yaw = (math.pi - 0.01) * (1.0 if side == "left" else -1.0)
+            rot = _rz(yaw) @ HOME_WRIST_MAT
             ext = self.fist[side]
             back = p - d * (reach + PUSH_GAP)
             hand_point = np.array([ext["front"], 0.0, ext["below"]])
@@ -574,8 +595,7 @@ class TabletopPlayExpert:
 
             return target
 
-        hand = "claw_open" if drag else "fist"
-        self._add(side, "reach", at(APPROACH), self._hand(side, hand), max_s=4.0, tol_pos=0.01, tol_rot=0.1)
+        self._add(side, "reach", at(APPROACH), self._hand(side, "fist"), max_s=4.0, tol_pos=0.01, tol_rot=0.1)
         self._add(side, "lower", at(0.0), speed=0.4, max_s=2.5)
         self._add(side, "push", at(0.0, dist + PUSH_GAP), speed=0.25, max_s=4.0, hand_blend_s=0.01)
         self._add(side, "retreat", at(APPROACH, dist + PUSH_GAP - 0.02), self._hand(side, "open"), speed=0.5,
@@ -677,31 +697,54 @@ class TabletopPlayExpert:
         # Taker: once presented, pinch the free end from above; once let go, carry it to its side.
         self._wait(taker, f"{k}presented", lambda: f"presented{k}" in self.flags)
 
-        def taker_grasp(dz: float) -> Callable[[], Pose]:
-            def target() -> Pose:
-                def compute() -> Pose:
-                    p, r = self._pose(i)
-                    centre = p + r[:, 0] * end_offset(-toward_giver)
-                    geo = self.geo[taker]
-                    rot = self._down_rot(taker, geo.pinch_axis, self._narrow_angle(i))
-                    hand_point = np.array([*geo.pinch_point[:2], geo.reach_at_width(grip_width(o["kind"], o["dims"]))])
-                    return wrist_for_point(np.array([centre[0], centre[1], p[2]]), rot, hand_point)
+        def free_end_grasp() -> Pose:
+            """A pinch across the bar at its free end, where the bar hangs now (a bar pinched at one
+            end hangs from the pinch like from a hinge)."""
+            p, r = self._pose(i)
+            point = p + r[:, 0] * end_offset(-toward_giver)  # on the bar's lower face, along its axis
+            prof = self.pinch[taker]
+            c = prof.contact_step(grip_width(o["kind"], o["dims"]))
+            rot = self._down_rot(taker, prof.axes[c], self._narrow_angle(i))
+            return wrist_for_point(point, rot, np.array([*prof.centres[c][:2], prof.reaches[c]]))
 
-                pos, rot = self._once(kt + ":g", compute)
+        def taker_at(tag: str, dz: float) -> Callable[[], Pose]:
+            def target() -> Pose:
+                pos, rot = self._once(f"{kt}:{tag}", free_end_grasp)
                 return pos + np.array([0.0, 0.0, dz]), rot
 
             return target
 
-        self._add(taker, "reach", taker_grasp(APPROACH), self._hand(taker, "pre_pinch"), max_s=4.0, tol_pos=0.01,
-                  tol_rot=0.1)
-        self._add(taker, "descend", taker_grasp(0.0), speed=0.3, max_s=3.0)
-        self._add(taker, "close", taker_grasp(0.0), self._hand(taker, "pinch"), min_s=0.8, hand_blend_s=0.5)
+        self._grasp_of[kt] = (taker, i)
+        pre = self._pre_shape_pose(taker, i, "pinch")
+        for n in range(2):  # a second try if the first pinch misses the hanging bar
+            self._add(taker, "reach" if n == 0 else "reach_again", taker_at(f"a{n}", APPROACH), pre, max_s=4.0,
+                      tol_pos=0.01, tol_rot=0.1)
+            self._add(taker, "descend", taker_at(f"d{n}", 0.0), speed=0.3, max_s=3.0)
+            self._add(taker, "close", taker_at(f"d{n}", 0.0), self._hand(taker, "pinch"), min_s=0.8, hand_blend_s=0.5)
+            if n == 0:
+                self._add(taker, "check_taken", taker_at("d0", 0.0), min_s=0.1, hand_blend_s=0.01,
+                          done=lambda: self._skip_retry(taker, i, "reach_again"))
         self._mark(taker, kt, f"taken{k}")
         self._wait(taker, f"{k}released", lambda: f"released{k}" in self.flags)
-        self._add(taker, "take", taker_grasp(0.03), speed=0.4, max_s=2.0, hand_blend_s=0.01,
+        self._grasp_of[kt] = (taker, i)
+        self._add(taker, "take", taker_at("take", 0.03), speed=0.4, max_s=2.0, hand_blend_s=0.01,
                   done=lambda: self._measure(taker, i, kt))
         dest = step["dest"]
         self._carry_place(taker, kt, lambda: self._dest_point(dest), self._held_rot(taker, kt), "pre_pinch", False)
+
+    def _skip_retry(self, side: str, i: int, retry: str) -> bool:
+        """If `side` holds object i, skips the retry stages that follow (up to the one after `retry`'s
+        close)."""
+        if self._touching(side, i):
+            script = self.scripts[side]
+            names = [st.name for st in script.stages]
+            start = script.index + 1
+            if start < len(names) and names[start] == retry:
+                del script.stages[start : start + 3]
+        return True
+
+    def _touching(self, side: str, i: int) -> bool:
+        return self.task._slot_body[i] in self.task._side_contacts[side].touched_by_hand(self.env.data)
 
     def _present(self, side: str, i: int, key: str, toward: float, k: int) -> None:
         """Turns the held bar along y, the held end toward the giver's side (`toward`: +1 = +y), and
