@@ -59,8 +59,8 @@ def sample_dims(kind: str, rng: np.random.Generator) -> dict[str, float]:
         return {"r": _r(rng, 0.05, 0.075), "hz": _r(rng, 0.004, 0.007)}
     if kind == "cylinder":
         return {"r": _r(rng, 0.012, 0.04), "hz": _r(rng, 0.02, 0.065)}
-    if kind == "sphere":
-        return {"r": _r(rng, 0.016, 0.035)}
+    if kind == "sphere":  # pinched: a claw does not hold a ball
+        return {"r": _r(rng, 0.016, 0.03)}
     if kind == "capsule":
         return {"r": _r(rng, 0.008, 0.014), "half_len": _r(rng, 0.03, 0.06)}
     if kind == "bar":  # long enough for two hands: the hand-over object

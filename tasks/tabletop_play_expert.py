@@ -74,6 +74,7 @@ PRESENT_AT = np.array([0.47, 0.0, TABLE_HEIGHT + 0.16])  # where a hand-over bar
 HANDOVER_GRIP = 0.55  # hands pinch a hand-over bar this far from its centre (fraction of the half length)
 PUSH_GAP = 0.02  # the fist starts this far behind the object
 POWER_SQUEEZE = 1.35
+POWER_AHEAD = 0.015  # a side grasp starts with the cylinder this far toward the fingertips: they curl it back
 CLAW_SQUEEZE = 1.25
 
 
@@ -166,9 +167,11 @@ class TabletopPlayExpert:
         self.task: TabletopPlay = env.task  # type: ignore[assignment]
         self.emb = emb = env.embodiment
         self.geo = {s: GraspGeometry.measure(emb, s) for s in SIDES}
-        # The pinch as it closes from the open hand: sized per object (a thumb-index pinch holds
-        # anything up to about as wide as the open hand's gap).
-        self.pinch = {s: PinchProfile.measure(emb, s, "open", "pinch") for s in SIDES}
+        # Two closing lines of the pinch: the embodiment's own (pre_pinch -> pinch, tuned for thin
+        # objects) for what fits in the pre_pinch gap, and from the open hand for anything wider, up to
+        # about the open hand's gap.
+        self.pinch_thin = {s: PinchProfile.measure(emb, s, "pre_pinch", "pinch") for s in SIDES}
+        self.pinch_wide = {s: PinchProfile.measure(emb, s, "open", "pinch") for s in SIDES}
         self.power_axis = {s: power_axis_point(emb, s) for s in SIDES}
         self.claw_axis = {s: _hand_frame_axis(emb, s, "claw") for s in SIDES}
         self.fist = {s: _hand_extent(emb, s, "power") for s in SIDES}
@@ -233,6 +236,10 @@ class TabletopPlayExpert:
     def _here(self, side: str, key: str) -> Callable[[], Pose]:
         """The commanded wrist pose when the stage starts, held."""
         return lambda: self._once(key, lambda: self.env.commanded_wrist_pose(side))
+
+    def _scene_at_rest(self) -> bool:
+        task, data = self.task, self.env.data
+        return all(task._speed(data, task._slot_free[i][1]) < 0.02 for i in task.scene["objects"])
 
     def _set(self, flag: str) -> bool:
         self.flags.add(flag)
@@ -311,7 +318,7 @@ class TabletopPlayExpert:
             centre = p + r[:, 0] * off
             geo = self.geo[side]
             if grasp == "pinch":
-                prof = self.pinch[side]
+                prof = self._pinch_profile(side, grip_width(o["kind"], o["dims"]))
                 c = prof.contact_step(grip_width(o["kind"], o["dims"]))
                 rot = self._down_rot(side, prof.axes[c], self._narrow_angle(i), prefer)
                 # The object's axis where the closing fingers meet it from both sides at once; the
@@ -334,12 +341,12 @@ class TabletopPlayExpert:
                 pos, rot = wrist_for_point(np.array([centre[0], centre[1], p[2] + height]), rot, hand_point)
                 pos[2] = max(pos[2], p[2] + geo.claw_center[2] + 0.004)  # fingertips stay above the table
                 return pos, rot
-            # power: from the side, at least 6.5 cm up so the hand's lower edge clears the table
+            # power: from the side, the fingers round the middle (the hand's lower edge clears the table)
             rot = self._side_rot(side, i)
             radius = float(o["dims"]["r"])
             axis = self.power_axis[side]
-            hand_point = np.array([axis[0], axis[1], geo.palm_center[2] + radius])
-            grip_h = max(0.065, height - 0.03)
+            hand_point = np.array([axis[0] + POWER_AHEAD, axis[1], geo.palm_center[2] + radius])
+            grip_h = max(0.05, 0.5 * height)  # the finger stack centred on the cylinder
             return wrist_for_point(np.array([centre[0], centre[1], p[2] + grip_h]), rot, hand_point)
 
         return self._once(key, compute)
@@ -366,13 +373,20 @@ class TabletopPlayExpert:
     def _release_shape(grasp: str) -> str:
         return "pre_pinch" if grasp == "pinch" else "open"
 
+    def _pinch_profile(self, side: str, width: float) -> PinchProfile:
+        """The embodiment's own pinch line for objects that fit its pre_pinch gap (1 cm to spare),
+        else the line from the open hand."""
+        thin = self.pinch_thin[side]
+        return thin if thin.gaps[0] >= width + 0.01 else self.pinch_wide[side]
+
     def _pre_shape_pose(self, side: str, i: int, grasp: str) -> Callable[[], NDArray[np.float64]]:
         """The hand's shape on the way down: a pinch opened 2.5 cm wider than the object, half a claw,
         or the open hand for a side grasp."""
         if grasp == "pinch":
             o = self._obj(i)
-            prof = self.pinch[side]
-            wide = np.flatnonzero(prof.gaps >= grip_width(o["kind"], o["dims"]) + 0.025)
+            width = grip_width(o["kind"], o["dims"])
+            prof = self._pinch_profile(side, width)
+            wide = np.flatnonzero(prof.gaps >= width + 0.025)
             k = int(wide[-1]) if wide.size else 0
             return lambda: prof.poses[k]
         return self._hand(side, {"claw": "pre_claw", "power": "open"}[grasp])
@@ -499,6 +513,9 @@ class TabletopPlayExpert:
         for s in sides:
             if k:
                 self._wait(s, f"{k}", self._end_checks[k - 1])
+            # Let the scene come to rest first (as people pause between actions), at most 1.5 s.
+            self._add(s, f"settle{k}", self._here(s, f"{k}:settle:{s}"), max_s=1.5, hand_blend_s=0.01,
+                      done=self._scene_at_rest)
         getattr(self, f"_step_{verb}")(k, step)
         following = _actors(nxt) if nxt is not None else []
         for s in sides:
@@ -702,7 +719,7 @@ class TabletopPlayExpert:
             end hangs from the pinch like from a hinge)."""
             p, r = self._pose(i)
             point = p + r[:, 0] * end_offset(-toward_giver)  # on the bar's lower face, along its axis
-            prof = self.pinch[taker]
+            prof = self._pinch_profile(taker, grip_width(o["kind"], o["dims"]))
             c = prof.contact_step(grip_width(o["kind"], o["dims"]))
             rot = self._down_rot(taker, prof.axes[c], self._narrow_angle(i))
             return wrist_for_point(point, rot, np.array([*prof.centres[c][:2], prof.reaches[c]]))
