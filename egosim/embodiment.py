@@ -69,7 +69,14 @@ class Embodiment:
         wrist_torque: Torque limit of each rotational wrist actuator (N m).
         grasp_poses: Named hand-joint targets per side (`open`, `pre_pinch`, `pinch`, `power`, `claw`),
             for experts.
-        keypoint_map: Human keypoint name -> robot site (unprefixed), for retargeting.
+        keypoint_map: Human keypoint name -> robot site (unprefixed), for retargeting (`egosim.retarget`):
+            fingertips, and the knuckle / PIP / DIP (thumb: CMC / MCP / IP) sites the hand has.
+        human_scale: Robot hand size / reference human hand size: human keypoints relative to the wrist
+            are multiplied by it before they become robot targets.
+        human_wrist_offset: Per side, the robot wrist site's pose (xyz + wxyz) in the (scaled) human's
+            canonical wrist frame (`egosim.keypoints`): robot wrist = human wrist pose x this offset.
+            How both are chosen: `egosim.retarget.measure_human_alignment` (the tests check these
+            values against it).
     """
 
     name: str
@@ -86,6 +93,9 @@ class Embodiment:
     wrist_torque: float
     grasp_poses: Mapping[str, Mapping[str, tuple[float, ...]]]
     keypoint_map: Mapping[str, str] = field(default_factory=dict)
+    human_scale: float = 1.0
+    human_wrist_offset: Mapping[str, tuple[float, ...]] = field(
+        default_factory=lambda: {side: (0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0) for side in SIDES})
     wrist_site: str = "wrist"
     palm_site: str = "palm_center"
     tags: frozenset[str] = frozenset()
@@ -98,6 +108,12 @@ class Embodiment:
         for key in self.keypoint_map:
             if key not in HUMAN_KEYPOINTS:
                 raise InvalidChoiceError("human keypoint", key, HUMAN_KEYPOINTS)
+        if not self.human_scale > 0.0:
+            raise ConfigError(f"{self.name}: human_scale must be > 0, got {self.human_scale}")
+        for side in SIDES:
+            off = np.asarray(self.human_wrist_offset.get(side, ()), dtype=np.float64)
+            if off.shape != (7,) or abs(np.linalg.norm(off[3:]) - 1.0) > 1e-3:
+                raise ConfigError(f"{self.name}: human_wrist_offset[{side!r}] must be xyz + a unit quaternion wxyz")
         for side in SIDES:
             if not self.workspace[side].contains(np.asarray(self.home_wrist_pos[side])):
                 raise ConfigError(f"{self.name}: home wrist position of {side} lies outside its workspace")
