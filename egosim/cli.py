@@ -56,6 +56,10 @@ def _compose(config_name: str, overrides: Sequence[str]):
             from egosim.policies.vla.train_cli import TrainConfig
 
             fields = dataclasses.fields(TrainConfig)
+        if config_name == "import_egodex":
+            from egosim.data.egodex import ImportConfig
+
+            fields = dataclasses.fields(ImportConfig)
         keys = ", ".join(f.name for f in fields)
         if config_name == "validate":
             keys += ", gate.<threshold>"
@@ -129,6 +133,15 @@ def cmd_collect(overrides: Sequence[str]) -> int:
     kind = get_policy_kind(cfg.policy)
     collect(cfg, CollectEnvFactory(kind.needs_images, kind.needs_privileged), CollectPolicyFactory(cfg.policy))
     return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """`egosim import egodex SRC key=value ...` (`egosim.data.egodex`); exit 1 when a file was skipped."""
+    from egosim.data.egodex import ImportConfig, import_egodex
+
+    cfg = ImportConfig.from_mapping(_compose("import_egodex", args.overrides))
+    result = import_egodex(args.src, cfg)
+    return 1 if result["skipped"] else 0
 
 
 def cmd_train(overrides: Sequence[str]) -> int:
@@ -244,6 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
         "image_size=[H,W] max_steps=N. Rerun the same command to resume a killed collection.",
     )
     p_col.add_argument("overrides", nargs="*", metavar="key=value")
+    p_imp_top = sub.add_parser("import", help="import human recordings into a human dataset (EgoDex)")
+    imp_sub = p_imp_top.add_subparsers(dest="import_command", required=True, metavar="{egodex}")
+    p_egodex = imp_sub.add_parser(
+        "egodex", help="EgoDex <task>/<k>.hdf5 + <k>.mp4 -> a human LeRobot v3.0 dataset (Hydra overrides)",
+        description="Convert EgoDex episodes (ARKit y-up poses of 68 joints, camera, LLM task text, 30 Hz video) "
+        "into egosim's human format: 21 keypoints per hand in a z-up world, confidences, wrist and camera poses, "
+        "ego_view. Overrides of egosim/conf/import_egodex.yaml: output_dir=DIR retarget_to=none|sharpa_wave|"
+        "unitree_dex3 image_size=[H,W] video=false max_episodes=N retarget={smoothing:0.3}. Bad files are "
+        "reported and skipped (exit status 1); rerun the same command to resume.",
+    )
+    p_egodex.add_argument("src", help="EgoDex split or task folder, or one .hdf5 file")
+    p_egodex.add_argument("overrides", nargs="*", metavar="key=value")
     p_train = sub.add_parser(
         "train", help="train the VLA on collected datasets (Hydra overrides, e.g. stage=finetune steps=2000)",
         description="Run one VLA training stage. Overrides of egosim/conf/train.yaml: stage=pretrain|midtrain|finetune "
@@ -307,6 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_collect(args.overrides)
         if args.command == "train":
             return cmd_train(args.overrides)
+        if args.command == "import":
+            return cmd_import(args)
         if args.command == "report":
             return cmd_report(args)
         if args.command == "real":

@@ -19,6 +19,8 @@ from egosim.head import HeadMotion
 from egosim.paths import asset_path
 
 SIDES: tuple[str, str] = ("left", "right")
+ROBOT_TAG = "robot"  # the benchmark's robot hands: what `embodiments=all` selects
+HUMAN_TAG = "human"  # the simulated human demonstrator: only when named
 
 # The 21 human keypoints per hand (DESIGN.md "Data"): wrist; thumb knuckle, intermediate base,
 # intermediate tip, tip; then index, middle, ring and little finger, each knuckle, intermediate base,
@@ -71,8 +73,15 @@ class Embodiment:
         grasp_poses: Named hand-joint targets per side (`open`, `pre_pinch`, `pinch`, `power`, `claw`),
             for experts.
         keypoint_map: Human keypoint name -> site (unprefixed): for a robot, the sites retargeting
-            matches human keypoints to; for the human hand, all 21 (`HUMAN_KEYPOINTS`), which the env
+            (`egosim.retarget`) matches human keypoints to (fingertips, and the knuckle / PIP / DIP
+            (thumb: CMC / MCP / IP) sites the hand has); for the human hand, all 21, which the env
             reports each step (`EgosimEnv.human_observation`).
+        human_scale: Robot hand size / reference human hand size: human keypoints relative to the wrist
+            are multiplied by it before they become robot targets.
+        human_wrist_offset: Per side, the robot wrist site's pose (xyz + wxyz) in the (scaled) human's
+            canonical wrist frame (`egosim.keypoints`): robot wrist = human wrist pose x this offset.
+            How both are chosen: `egosim.retarget.measure_human_alignment` (the tests check these
+            values against it).
         wrist_site, palm_site: The wrist frame (+x along the straight fingers, +z out of the palm) and
             the palm's centre, on its inner face.
         tags: `robot` for the benchmark's robot hands (what `embodiments=all` selects), `human` for the
@@ -94,6 +103,9 @@ class Embodiment:
     wrist_torque: float
     grasp_poses: Mapping[str, Mapping[str, tuple[float, ...]]]
     keypoint_map: Mapping[str, str] = field(default_factory=dict)
+    human_scale: float = 1.0
+    human_wrist_offset: Mapping[str, tuple[float, ...]] = field(
+        default_factory=lambda: {side: (0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0) for side in SIDES})
     wrist_site: str = "wrist"
     palm_site: str = "palm_center"
     tags: frozenset[str] = frozenset()
@@ -107,14 +119,20 @@ class Embodiment:
         for key in self.keypoint_map:
             if key not in HUMAN_KEYPOINTS:
                 raise InvalidChoiceError("human keypoint", key, HUMAN_KEYPOINTS)
+        if not self.human_scale > 0.0:
+            raise ConfigError(f"{self.name}: human_scale must be > 0, got {self.human_scale}")
+        for side in SIDES:
+            off = np.asarray(self.human_wrist_offset.get(side, ()), dtype=np.float64)
+            if off.shape != (7,) or abs(np.linalg.norm(off[3:]) - 1.0) > 1e-3:
+                raise ConfigError(f"{self.name}: human_wrist_offset[{side!r}] must be xyz + a unit quaternion wxyz")
         for side in SIDES:
             if not self.workspace[side].contains(np.asarray(self.home_wrist_pos[side])):
                 raise ConfigError(f"{self.name}: home wrist position of {side} lies outside its workspace")
 
     @property
-    def tracks_keypoints(self) -> bool:
-        """Whether every human keypoint has a site (the human hand): the env then reports them."""
-        return all(k in self.keypoint_map for k in HUMAN_KEYPOINTS)
+    def is_human(self) -> bool:
+        """The simulated human demonstrator (tag `human`): the env reports its keypoints each step."""
+        return HUMAN_TAG in self.tags
 
     @property
     def dof(self) -> int:
@@ -184,10 +202,6 @@ def get_embodiment(name: str | Embodiment) -> Embodiment:
         return _REGISTRY[name]
     except KeyError:
         raise InvalidChoiceError("embodiment", name, _REGISTRY) from None
-
-
-ROBOT_TAG = "robot"  # the benchmark's robot hands: what `embodiments=all` selects
-HUMAN_TAG = "human"  # the simulated human demonstrator: only when named
 
 
 def embodiment_names(tag: str | None = None) -> tuple[str, ...]:

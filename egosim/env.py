@@ -154,7 +154,7 @@ class EgosimEnv(gym.Env):
         mujoco.mju_mat2Quat(self._home_quat, HOME_WRIST_MAT.ravel())
         # The human embodiment: its keypoint sites (2, 21), resolved once, and the head model.
         self._keypoint_sites = None
-        if emb.tracks_keypoints:
+        if emb.is_human:
             self._keypoint_sites = np.array([[self.model.site(Embodiment.prefixed(s, emb.keypoint_map[k])).id
                                               for k in HUMAN_KEYPOINTS] for s in SIDES], dtype=np.intp)
         self._palm_sites = np.array([self.rig.hands[s].palm_site for s in SIDES], dtype=np.intp)

@@ -25,6 +25,22 @@ DEX3_JOINTS = (
 )  # fmt: skip
 
 
+# Measured by egosim.retarget.measure_human_alignment (scale from the open hands' wrist-to-fingertip
+# distances, offsets by a Kabsch fit of the open robot hand onto the scaled reference human hand);
+# tests/test_retarget.py checks these values against a fresh measurement.
+HUMAN_SCALE = {"sharpa_wave": 1.0841, "unitree_dex3": 0.8785}
+HUMAN_WRIST_OFFSET: dict[str, dict[str, tuple[float, ...]]] = {
+    "sharpa_wave": {
+        "left": (-0.0003, -0.0002, 0.002, 0.999, 0.021, 0.0188, -0.0355),
+        "right": (-0.0003, 0.0002, 0.002, 0.999, -0.021, 0.0188, 0.0355),
+    },
+    "unitree_dex3": {
+        "left": (0.0025, 0.0005, 0.0032, 0.9983, 0.0057, 0.0314, 0.0479),
+        "right": (0.0025, -0.0005, 0.0032, 0.9983, -0.0057, 0.0314, -0.0479),
+    },
+}
+
+
 def _mirror(pose: tuple[float, ...]) -> dict[str, tuple[float, ...]]:
     """Same joint values on both sides (hands whose positive angles flex on both sides)."""
     return {"left": pose, "right": pose}
@@ -79,10 +95,19 @@ SHARPA_WAVE = register_embodiment(
                 (1.27, -0.35, 1.01, -0.35, 1.47) + (0.55, 0.0, 0.5, 0.35) * 3 + (0.0, 0.55, 0.0, 0.5, 0.35)
             ),
         },
-        keypoint_map={
-            "wrist": "wrist", "thumb_tip": "thumb_tip", "index_tip": "index_tip",
-            "middle_tip": "middle_tip", "ring_tip": "ring_tip", "little_tip": "pinky_tip",
-        },  # fmt: skip
+        # Every human keypoint has a robot site: joint-centre sites (knuckle = MCP, intermediate base =
+        # PIP, intermediate tip = DIP; the thumb's CMC, MCP, IP) at the joint bodies' origins, and the
+        # pad sites for the tips.
+        keypoint_map={"wrist": "wrist", "thumb_knuckle": "thumb_cmc", "thumb_intermediate_base": "thumb_mcp",
+                      "thumb_intermediate_tip": "thumb_ip", "thumb_tip": "thumb_tip"} | {
+            f"{human}_{part}": f"{robot}_{site}"
+            for human, robot in (("index", "index"), ("middle", "middle"), ("ring", "ring"), ("little", "pinky"))
+            for part, site in (("knuckle", "mcp"), ("intermediate_base", "pip"), ("intermediate_tip", "dip"),
+                               ("tip", "tip"))
+        },
+        # egosim.retarget.measure_human_alignment: the open hand is 8 % larger than the reference human hand.
+        human_scale=HUMAN_SCALE["sharpa_wave"],
+        human_wrist_offset=HUMAN_WRIST_OFFSET["sharpa_wave"],
         tags=frozenset({"robot", "r1pro", "22dof"}),
     )
 )
@@ -121,7 +146,16 @@ UNITREE_DEX3 = register_embodiment(
             "power": _dex3_sides(_DEX3_POWER),
             "claw": _dex3_sides(_DEX3_POWER),
         },
-        keypoint_map={"wrist": "wrist", "thumb_tip": "thumb_tip", "index_tip": "index_tip", "middle_tip": "middle_tip"},
+        # A tri-finger hand: the human thumb, index and middle finger drive its three fingers (the fingertips
+        # of Unitree's xr_teleoperate DexPilot config for Dex3); its two fingers' MCP and middle-joint sites take
+        # the human knuckles and PIP joints. The thumb has no sites besides its tip: its links do not
+        # correspond to the human thumb's.
+        keypoint_map={"wrist": "wrist", "thumb_tip": "thumb_tip"} | {
+            f"{finger}_{part}": f"{finger}_{site}" for finger in ("index", "middle")
+            for part, site in (("knuckle", "mcp"), ("intermediate_base", "pip"), ("tip", "tip"))
+        },
+        human_scale=HUMAN_SCALE["unitree_dex3"],
+        human_wrist_offset=HUMAN_WRIST_OFFSET["unitree_dex3"],
         tags=frozenset({"robot", "g1", "7dof"}),
     )
 )

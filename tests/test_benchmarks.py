@@ -41,3 +41,28 @@ def test_eval_benchmark_smoke(tmp_path: Path) -> None:
     assert "speed-up vs serial" in out.stdout and "same results: yes" in out.stdout
     figures = json.loads(out_json.read_text())
     assert figures["local_matches_serial"] and figures["speedup_local"] > 0
+
+
+def test_retarget_benchmark_smoke(tmp_path: Path) -> None:
+    """Tiny run over the script's own EgoDex-format files and a human dataset; labels never leave the limits."""
+    import numpy as np
+
+    from egosim.data.egodex import ImportConfig, import_egodex, write_egodex
+    from egosim.keypoints import synthetic_hands
+
+    write_egodex(tmp_path / "src/t/0.hdf5", synthetic_hands(np.random.default_rng(0), 8),
+                 np.tile([0, 0, 1.5, 1, 0, 0, 0.0], (8, 1)))
+    import_egodex(tmp_path / "src", ImportConfig(output_dir=str(tmp_path / "human"), video=False), log=None)
+    out_json = tmp_path / "retarget.json"
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "retarget.py"), "--episodes", "1", "--frames", "12", "--cold-frames", "3",
+         "--human-dataset", str(tmp_path / "human"), "--json", str(out_json)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = json.loads(out_json.read_text())["rows"]
+    assert {(r["embodiment"], r["frames"]) for r in rows} == {(e, n) for e in ("sharpa_wave", "unitree_dex3")
+                                                              for n in (12, 8)}
+    for r in rows:
+        assert r["limit_violations"] == 0 and r["fps_per_core"] > 0 and 0 < r["tip_error_mm"] < 50
+    assert "fps/core" in out.stdout and "sharpa_wave" in out.stdout

@@ -24,6 +24,8 @@ from egosim.policies import get_policy_kind, make_policy
 from egosim.rig import RigConfig
 from egosim.tasks import make_env
 
+from dataset_helpers import validator_error
+
 SIZE = (64, 80)
 EMB = "unitree_dex3"
 
@@ -150,12 +152,7 @@ def test_validator_names_what_is_broken(expert_ds, tmp_path: Path) -> None:
     root, _ = expert_ds
 
     def broken(edit) -> str:
-        copy = tmp_path / f"c{len(list(tmp_path.iterdir()))}"
-        shutil.copytree(root, copy)
-        edit(copy)
-        with pytest.raises(DatasetError) as exc:
-            validate_dataset(copy)
-        return str(exc.value)
+        return validator_error(root, tmp_path, edit)
 
     def set_info(key, value):
         def edit(p: Path) -> None:

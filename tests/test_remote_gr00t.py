@@ -11,7 +11,7 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
-from remote_helpers import HOST, free_port, serving
+from remote_helpers import HOST, assert_remote_equals_local, free_port, serving
 
 from egosim.actions import chunk_to_step_actions
 from egosim.geometry import rot6d_to_matrix
@@ -214,23 +214,7 @@ def test_unknown_head_keys_and_server_errors_are_clear() -> None:
 @pytest.mark.parametrize("kind", ["random", "expert"])
 def test_remote_equals_local_over_gr00t(kind: str) -> None:
     """Bit-exact through egosim's gr00t server (float64 actions; the expert in shadow mode)."""
-    cenv = make_env("pen_in_bin", "unitree_dex3", obs_mode="state", privileged=True)
-    lenv = make_env("pen_in_bin", "unitree_dex3", obs_mode="state", privileged=True)
-    local = make_policy(kind, lenv, seed=3)
-    with serving(kind, "unitree_dex3", "gr00t", seed=3) as server:
-        remote = make_policy("remote", cenv, seed=3, protocol="gr00t", host=HOST, port=server.port)
-        for state in (1, 2):
-            obs, _ = cenv.reset(seed=state, options={"initial_state": state})
-            lobs, _ = lenv.reset(seed=state, options={"initial_state": state})
-            remote.reset(seed=state)
-            local.reset(seed=state)
-            for _ in range(25):
-                a, b = remote.act(obs), local.act(lobs)
-                assert np.array_equal(a, b)
-                for step in chunk_to_step_actions(a, 7):
-                    obs, *_ = cenv.step(step)
-                    lobs, *_ = lenv.step(step)
-        remote.close()
+    assert_remote_equals_local(kind, "gr00t")
 
 
 def test_shadow_server_refuses_a_second_client_mid_episode() -> None:

@@ -7,9 +7,8 @@ import threading
 
 import numpy as np
 import pytest
-from remote_helpers import HOST, free_port, serving
+from remote_helpers import HOST, assert_remote_equals_local, free_port, serving
 
-from egosim.actions import chunk_to_step_actions
 from egosim.policies import make_policy
 from egosim.policies.remote import RemotePolicyError
 from egosim.policies.remote.wire import openpi_packb, openpi_unpackb
@@ -47,23 +46,7 @@ def test_codec_matches_openpi_msgpack_numpy() -> None:
 @pytest.mark.parametrize("kind", ["random", "expert"])
 def test_remote_equals_local_over_openpi(kind: str) -> None:
     """Bit-exact: the expert is served in shadow mode (its server env follows the client's episode)."""
-    cenv = make_env("pen_in_bin", "unitree_dex3", obs_mode="state", privileged=True)
-    lenv = make_env("pen_in_bin", "unitree_dex3", obs_mode="state", privileged=True)
-    local = make_policy(kind, lenv, seed=3)
-    with serving(kind, "unitree_dex3", "openpi", seed=3) as server:
-        remote = make_policy("remote", cenv, seed=3, protocol="openpi", host=HOST, port=server.port)
-        for state in (1, 2):
-            obs, _ = cenv.reset(seed=state, options={"initial_state": state})
-            lobs, _ = lenv.reset(seed=state, options={"initial_state": state})
-            remote.reset(seed=state)
-            local.reset(seed=state)
-            for _ in range(25):
-                a, b = remote.act(obs), local.act(lobs)
-                assert np.array_equal(a, b)
-                for step in chunk_to_step_actions(a, 7):
-                    obs, *_ = cenv.step(step)
-                    lobs, *_ = lenv.step(step)
-        remote.close()
+    assert_remote_equals_local(kind, "openpi")
 
 
 class _Boom:

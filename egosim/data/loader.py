@@ -3,6 +3,10 @@
 `ChunkDataset[i]` is frame i of the dataset (global index) with the next `horizon` actions of its
 episode. Past the episode's end the chunk is padded (hold: identity wrist step, last hand targets)
 and `action_is_pad` marks the padding, as LeRobot's `delta_timestamps` windows do.
+
+Human datasets (`egosim.data.format`) serve the same items for pretraining: their retargeted actions
+in the robot's layout, an empty `observation.state` with `has_state` False (the VLA puts its learned
+placeholder there, EgoScale's human samples carry no proprioception), and the human arrays.
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from egosim.actions import WRIST_DIM, step_actions_to_chunk
-from egosim.data.format import INFO_PATH, DatasetError, read_json
+from egosim.data.format import (
+    HUMAN_KEYS,
+    INFO_PATH,
+    MODALITY_PATH,
+    DatasetError,
+    column_to_numpy,
+    dataset_kind,
+    read_json,
+)
 from egosim.geometry import matrix_to_rot6d
 
 try:
@@ -38,6 +50,13 @@ def load_episodes_table(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["episode_index"])
 
 
+def dataset_cameras(root: str | os.PathLike[str]) -> list[str]:
+    """Names of the camera streams a dataset holds (human data: usually `ego_view` only)."""
+    prefix = "observation.images."
+    feats = read_json(Path(root) / INFO_PATH)["features"]
+    return [k[len(prefix):] for k, f in feats.items() if f["dtype"] == "video" and k.startswith(prefix)]
+
+
 def read_episode(root: str | os.PathLike[str], episode_index: int) -> dict[str, NDArray[Any]]:
     """All non-video columns of one episode as numpy arrays (state (T, D), action (T, D), ...)."""
     import pyarrow.compute as pc
@@ -52,14 +71,7 @@ def read_episode(root: str | os.PathLike[str], episode_index: int) -> dict[str, 
     path = root / info["data_path"].format(chunk_index=r["data/chunk_index"], file_index=r["data/file_index"])
     table = pq.read_table(path)
     table = table.filter(pc.equal(table.column("episode_index"), episode_index))
-    out: dict[str, NDArray[Any]] = {}
-    for name in table.column_names:
-        col = table.column(name).combine_chunks()
-        if hasattr(col.type, "list_size"):
-            out[name] = col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
-        else:
-            out[name] = col.to_numpy(zero_copy_only=False)
-    return out
+    return {name: column_to_numpy(table.column(name)) for name in table.column_names}
 
 
 class ChunkDataset(_TorchDataset):  # type: ignore[misc,valid-type]
@@ -72,10 +84,12 @@ class ChunkDataset(_TorchDataset):  # type: ignore[misc,valid-type]
         relative_chunks: Express each chunk's wrist parts relative to its first frame (EgoScale's
             dW_t = W_0^-1 W_t, what policies predict; `egosim.actions`); False keeps per-step actions.
 
-    Items (torch tensors): `observation.state` (D,) float32, `action` (H, D) float32,
-    `action_is_pad` (H,) bool, `observation.images.<camera>` (3, h, w) uint8, `task` (str),
-    `embodiment` (info.json's robot_type), `episode_index`, `frame_index`, `index`. `collate_batch`
-    turns a list of items into the VLA's training batch. Each item decodes only its own frames (a seek to the
+    Items (torch tensors): `observation.state` (D,) float32 (empty for human data), `has_state` (bool),
+    `action` (H, D) float32, `action_is_pad` (H,) bool, `observation.images.<camera>` (3, h, w) uint8,
+    `task` (str), `embodiment` (info.json's robot_type: "human" for human data), `action_embodiment`
+    (the robot whose layout `action` follows), `episode_index`, `frame_index`, `index`; human data
+    also `observation.human.*` (float32). `collate_batch` turns a list of items into the VLA's
+    training batch. Each item decodes only its own frames (a seek to the
     nearest keyframe, at most 2 frames back in egosim's videos), so shuffled access stays cheap.
     """
 
@@ -99,18 +113,33 @@ class ChunkDataset(_TorchDataset):  # type: ignore[misc,valid-type]
             bad = [k for k in self.video_keys if k not in streams]
             if bad:
                 raise DatasetError(f"cameras {bad} not in {self.root}; it has {streams}")
+        modality = read_json(self.root / MODALITY_PATH) if (self.root / MODALITY_PATH).is_file() else {}
+        self.kind = dataset_kind(modality, self.info)
+        self.embodiment = str(self.info["robot_type"])
+        self.action_embodiment = (modality.get("egosim") or {}).get("action_embodiment") or (
+            self.embodiment if self.kind == "robot" else None)
+        if "action" not in feats:
+            raise DatasetError(f"{self.root} has no actions (human data that was not retargeted); import or "
+                               "collect it with retarget_to=<robot hand> to train on it")
         self.episodes = load_episodes_table(self.root)
         self.tasks = [str(t) for t in pq.read_table(self.root / "meta" / "tasks.parquet").column("task").to_pylist()]
         dim = feats["action"]["shape"][0]
         self.hand_dof = dim // 2 - WRIST_DIM
+        state_dim = feats["observation.state"]["shape"][0] if "observation.state" in feats else 0
+        self.human_keys = [k for k in HUMAN_KEYS if k in feats] if self.kind == "human" else []
         states, actions, ep_of_frame = [], [], []
+        human: dict[str, list[NDArray[Any]]] = {k: [] for k in self.human_keys}
         for r in self.episodes:
             ep = read_episode(self.root, r["episode_index"])
-            states.append(ep["observation.state"].astype(np.float32))
+            n = int(r["length"])
+            states.append(ep["observation.state"].astype(np.float32) if state_dim else np.zeros((n, 0), np.float32))
             actions.append(ep["action"].astype(np.float64))
-            ep_of_frame.append(np.full(r["length"], len(ep_of_frame), dtype=np.int64))
-        self._states = np.concatenate(states) if states else np.zeros((0, dim), np.float32)
+            for k in self.human_keys:
+                human[k].append(ep[k].astype(np.float32))
+            ep_of_frame.append(np.full(n, len(ep_of_frame), dtype=np.int64))
+        self._states = np.concatenate(states) if states else np.zeros((0, state_dim), np.float32)
         self._actions = np.concatenate(actions) if actions else np.zeros((0, dim))
+        self._human = {k: np.concatenate(v) for k, v in human.items() if v}
         self._ep = np.concatenate(ep_of_frame) if ep_of_frame else np.zeros(0, np.int64)
         self._starts = np.array([r["dataset_from_index"] for r in self.episodes], dtype=np.int64)
         self._hold = np.concatenate([np.zeros(3), matrix_to_rot6d(np.eye(3))])
@@ -155,14 +184,18 @@ class ChunkDataset(_TorchDataset):  # type: ignore[misc,valid-type]
         chunk, mask = self.action_chunk(index)
         item: dict[str, Any] = {
             "observation.state": torch.from_numpy(self._states[index].copy()),
+            "has_state": self._states.shape[1] > 0,
             "action": torch.from_numpy(chunk.astype(np.float32)),
             "action_is_pad": torch.from_numpy(mask),
             "task": r["tasks"][0],
-            "embodiment": str(self.info["robot_type"]),
+            "embodiment": self.embodiment,
+            "action_embodiment": self.action_embodiment,
             "episode_index": int(r["episode_index"]),
             "frame_index": frame,
             "index": index,
         }
+        for key, values in self._human.items():
+            item[key] = torch.from_numpy(values[index].copy())
         for key in self.video_keys:
             item[key] = torch.from_numpy(np.ascontiguousarray(self._frame(e, key, frame).transpose(2, 0, 1)))
         return item
@@ -180,8 +213,10 @@ def collate_batch(items: Sequence[Mapping[str, Any]], max_state_dim: int, max_ac
     """Stacks `ChunkDataset` items into the VLA's batch contract (`egosim.policies.vla.train`).
 
     States and actions are zero-padded to the model's widest embodiment; `action_mask` is True on an
-    item's own action dims at its unpadded time steps. Items may come from datasets of different
-    hands; cameras go in only when every item has them.
+    item's own action dims at its unpadded time steps; `has_state` is False for items without
+    proprioception (human data). Items may come from datasets of different hands and kinds: a camera
+    goes in when any item has it, with zero images and `camera_mask` False for the items that do not
+    (human clips have only the head camera).
     """
     import torch
 
@@ -200,13 +235,22 @@ def collate_batch(items: Sequence[Mapping[str, Any]], max_state_dim: int, max_ac
         action[i, :, :da] = it["action"]
         mask[i, :, :da] = ~it["action_is_pad"][:, None]
     prefix = "observation.images."
-    cams = [k[len(prefix):] for k in items[0] if k.startswith(prefix) and all(k in it for it in items)]
-    return {
+    cams = list(dict.fromkeys(k[len(prefix):] for it in items for k in it if k.startswith(prefix)))
+    images, camera_mask = {}, {}
+    for c in cams:
+        present = [prefix + c in it for it in items]
+        like = next(it[prefix + c] for it in items if prefix + c in it)
+        images[c] = torch.stack([it[prefix + c] if p else torch.zeros_like(like) for it, p in zip(items, present)])
+        camera_mask[c] = torch.tensor(present, dtype=torch.bool)
+    out = {
         "embodiment": [str(it["embodiment"]) for it in items],
         "instruction": [str(it["task"]) for it in items],
-        "images": {c: torch.stack([it[prefix + c] for it in items]) for c in cams},
+        "images": images,
         "state": state,
-        "has_state": torch.ones(b, dtype=torch.bool),
+        "has_state": torch.tensor([bool(it.get("has_state", True)) for it in items], dtype=torch.bool),
         "action": action,
         "action_mask": mask,
     }
+    if not all(bool(m.all()) for m in camera_mask.values()):
+        out["camera_mask"] = camera_mask
+    return out

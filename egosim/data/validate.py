@@ -2,8 +2,11 @@
 
 `validate_dataset(root)` checks the file layout, info.json against the parquet columns, dtypes and
 shapes, the episode index ranges, video frame counts against episode lengths, the stats keys, and
-`meta/modality.json` against the embodiment's action/state slices (DESIGN.md "Spaces"). It returns a
-summary, or raises `DatasetError` listing every problem found.
+`meta/modality.json` against the embodiment's action/state slices (DESIGN.md "Spaces"). Human datasets
+(`egosim.data.format`) are also checked for their four human features (shapes, dtypes; finite
+keypoints, confidences in [0, 1], unit quaternions), for carrying no `observation.state`, and for
+action slices that match the robot their modality file names. It returns a summary, or raises
+`DatasetError` listing every problem found.
 """
 
 from __future__ import annotations
@@ -17,14 +20,22 @@ from typing import Any
 import numpy as np
 
 from egosim.data.format import (
+    CAMERA_POSE_KEY,
     CODEBASE_VERSION,
+    CONFIDENCE_KEY,
     DEFAULT_FEATURES,
     EPISODES_PATH,
+    HUMAN_KEYS,
     INFO_PATH,
+    KEYPOINTS_KEY,
     MODALITY_PATH,
     STATS_PATH,
     TASKS_PATH,
+    WRIST_POSE_KEY,
     DatasetError,
+    column_to_numpy,
+    dataset_kind,
+    make_human_features,
     read_json,
 )
 
@@ -45,6 +56,8 @@ class DatasetSummary:
 
     root: str
     robot_type: str
+    kind: str
+    action_embodiment: str | None
     episodes: int
     frames: int
     tasks: list[str]
@@ -86,6 +99,15 @@ def validate_dataset(root: str | os.PathLike[str], *, decode_videos: bool = True
     video_keys = [k for k, f in feats.items() if f.get("dtype") == "video"]
     if video_keys and not info["video_path"]:
         problems.append("video features but video_path is null")
+    modality = read_json(root / MODALITY_PATH) if (root / MODALITY_PATH).is_file() else {}
+    try:
+        kind = dataset_kind(modality, info)
+    except DatasetError as exc:
+        problems.append(str(exc))
+        kind = "robot"
+    action_embodiment = (modality.get("egosim") or {}).get("action_embodiment")
+    if kind == "human":
+        problems += _check_human_features(feats, action_embodiment)
 
     # tasks
     tasks: list[str] = []
@@ -190,8 +212,11 @@ def validate_dataset(root: str | os.PathLike[str], *, decode_videos: bool = True
         if cols != set(non_video):
             problems.append(f"{path.relative_to(root)}: columns {sorted(cols ^ set(non_video))} differ from info.json")
             continue
-        for k, f in non_video.items():
-            problems += _check_column(path.relative_to(root), k, f, table.schema.field(k).type)
+        col_problems = [m for k, f in non_video.items()
+                        for m in _check_column(path.relative_to(root), k, f, table.schema.field(k).type)]
+        problems += col_problems
+        if kind == "human" and not col_problems:
+            problems += _check_human_values(path.relative_to(root), table)
         ep_col = table.column("episode_index").to_numpy()
         idx_col = table.column("index").to_numpy()
         fr_col = table.column("frame_index").to_numpy()
@@ -232,30 +257,73 @@ def validate_dataset(root: str | os.PathLike[str], *, decode_videos: bool = True
             elif feats[k]["dtype"] != "video" and int(stats[k]["count"][0]) != info["total_frames"]:
                 problems.append(f"{STATS_PATH}[{k!r}] count {stats[k]['count']} != total_frames {info['total_frames']}")
 
-    problems += _check_modality(root, info, state_dim, action_dim, slices)
+    problems += _check_modality(root, info, state_dim, action_dim, slices, kind)
     if problems:
         raise DatasetError(f"{root} is not a valid dataset ({len(problems)} problems): " + "; ".join(problems[:30]))
-    return DatasetSummary(root=str(root), robot_type=str(info["robot_type"]), episodes=len(rows), frames=nxt,
-                          tasks=tasks, video_keys=video_keys, lengths=lengths)
+    return DatasetSummary(root=str(root), robot_type=str(info["robot_type"]), kind=kind,
+                          action_embodiment=action_embodiment, episodes=len(rows), frames=nxt, tasks=tasks,
+                          video_keys=video_keys, lengths=lengths)
 
 
 def _check_column(rel: Path, key: str, feat: Mapping[str, Any], arrow_type: Any) -> list[str]:
+    """The parquet type of a feature: a scalar for shape [1], else fixed-size lists nested per dimension."""
     import pyarrow as pa
 
     want = _ARROW_DTYPES.get(feat["dtype"])
     shape = list(feat["shape"])
     if shape == [1]:
         ok = str(arrow_type) == want
-    elif len(shape) == 1:
-        ok = (pa.types.is_fixed_size_list(arrow_type) and arrow_type.list_size == shape[0]
-              and str(arrow_type.value_type) == want)
     else:
-        ok = False
+        t, ok = arrow_type, True
+        for size in shape:
+            if not (pa.types.is_fixed_size_list(t) and t.list_size == size):
+                ok = False
+                break
+            t = t.value_type
+        ok = ok and str(t) == want
     return [] if ok else [f"{rel}: column {key!r} is {arrow_type}, info.json says {feat['dtype']} {shape}"]
 
 
+def _check_human_features(feats: Mapping[str, Any], action_embodiment: str | None) -> list[str]:
+    """A human dataset's features: the four human arrays as the format defines them, no robot state, and
+    `action` exactly when the modality file names a robot."""
+    problems: list[str] = []
+    want = make_human_features(None, 1, ())
+    for key in HUMAN_KEYS:
+        if key not in feats:
+            problems.append(f"human dataset lacks feature {key!r}")
+        elif (feats[key]["dtype"], list(feats[key]["shape"])) != (want[key]["dtype"], want[key]["shape"]):
+            problems.append(f"feature {key!r} is {feats[key]['dtype']} {feats[key]['shape']}, the human format says "
+                            f"{want[key]['dtype']} {want[key]['shape']}")
+    if "observation.state" in feats:
+        problems.append("human dataset has observation.state (human data carries no proprioception)")
+    if ("action" in feats) != (action_embodiment is not None):
+        problems.append(f"human dataset {'has' if 'action' in feats else 'lacks'} an action feature but modality.json "
+                        f"egosim.action_embodiment is {action_embodiment!r}")
+    return problems
+
+
+def _check_human_values(rel: Path, table: Any) -> list[str]:
+    """Value checks no schema expresses: finite keypoints, confidences in [0, 1], unit quaternions."""
+    if any(k not in table.column_names for k in HUMAN_KEYS):
+        return []
+    problems: list[str] = []
+    kp = column_to_numpy(table.column(KEYPOINTS_KEY))
+    if not np.all(np.isfinite(kp)):
+        problems.append(f"{rel}: {KEYPOINTS_KEY} has non-finite values")
+    conf = column_to_numpy(table.column(CONFIDENCE_KEY))
+    if conf.size and (not np.all(np.isfinite(conf)) or conf.min() < 0.0 or conf.max() > 1.0):
+        problems.append(f"{rel}: {CONFIDENCE_KEY} outside [0, 1]")
+    for key in (WRIST_POSE_KEY, CAMERA_POSE_KEY):
+        pose = column_to_numpy(table.column(key))
+        norm = np.linalg.norm(pose[..., 3:7], axis=-1)
+        if pose.size and (not np.all(np.isfinite(pose)) or np.abs(norm - 1.0).max() > 1e-3):
+            problems.append(f"{rel}: {key} has non-finite values or quaternions that are not unit length")
+    return problems
+
+
 def _check_modality(root: Path, info: Mapping[str, Any], state_dim: int | None, action_dim: int | None,
-                    slices: Mapping[str, slice] | None) -> list[str]:
+                    slices: Mapping[str, slice] | None, kind: str = "robot") -> list[str]:
     from egosim.actions import side_slices
     from egosim.embodiment import embodiment_names, get_embodiment
 
@@ -264,8 +332,15 @@ def _check_modality(root: Path, info: Mapping[str, Any], state_dim: int | None, 
     mod = read_json(root / MODALITY_PATH)
     problems: list[str] = []
     feats = info["features"]
-    if slices is None and info["robot_type"] in embodiment_names():
-        slices = side_slices(get_embodiment(info["robot_type"]).dof)
+    # the robot whose action layout `action` follows: robot datasets their own, human ones the retarget target
+    target = (mod.get("egosim") or {}).get("action_embodiment") or (info["robot_type"] if kind == "robot" else None)
+    if slices is None and target is not None and target in embodiment_names():
+        slices = side_slices(get_embodiment(target).dof)
+    if kind == "human" and mod.get("state"):
+        problems.append(f"{MODALITY_PATH} has state slices, but a human dataset has no observation.state")
+    named = (mod.get("egosim") or {}).get("action_embodiment")
+    if kind == "robot" and named not in (None, info["robot_type"]):
+        problems.append(f"{MODALITY_PATH} says the actions are for {named!r}, robot_type is {info['robot_type']!r}")
     for part, feat in (("state", "observation.state"), ("action", "action")):
         width = feats.get(feat, {}).get("shape", [0])[0]
         expect = state_dim if part == "state" else action_dim
@@ -282,7 +357,7 @@ def _check_modality(root: Path, info: Mapping[str, Any], state_dim: int | None, 
         else:
             if pos != width:
                 problems.append(f"{MODALITY_PATH} {part} slices end at {pos}, {feat} has width {width}")
-        if slices is not None:
+        if slices is not None and (part == "action" or kind == "robot") and feat in feats:
             want = {k: [s.start, s.stop] for k, s in slices.items()}
             got = {k: [e["start"], e["end"]] for k, e in entries.items()}
             if got != want:
@@ -309,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"INVALID {exc}")
             status = 1
             continue
-        print(f"ok {root}: {s.robot_type}, {s.episodes} episodes, {s.frames} frames, {len(s.tasks)} task(s), "
+        what = s.robot_type if s.kind == "robot" else f"human data, actions for {s.action_embodiment or 'no robot'}"
+        print(f"ok {root}: {what}, {s.episodes} episodes, {s.frames} frames, {len(s.tasks)} task(s), "
               f"videos {s.video_keys or 'none'}")
     return status
 

@@ -25,19 +25,27 @@ from numpy.typing import NDArray
 from egosim.data.format import (
     ATTEMPTS_PATH,
     CAMERA_KEYS,
+    CAMERA_POSE_KEY,
+    CONFIDENCE_KEY,
     DATA_PATH,
     EPISODES_PATH,
+    HUMAN_CAMERAS,
+    HUMAN_ROBOT_TYPE,
     INFO_PATH,
+    KEYPOINTS_KEY,
+    KINDS,
     MODALITY_PATH,
     STATS_PATH,
     TASKS_PATH,
     VIDEO_PATH,
+    WRIST_POSE_KEY,
     DatasetError,
     aggregate_stats,
     episode_location,
     feature_stats,
     image_stats,
     make_features,
+    make_human_features,
     make_info,
     make_modality,
     read_json,
@@ -109,45 +117,52 @@ def _tasks_table(tasks: Sequence[str]) -> Any:
     return table.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()})
 
 
-class EpisodeRecorder:
-    """Buffers one episode's vectors and streams its camera frames to mp4 files in its own folder.
+class FrameRecorder:
+    """Buffers one episode's per-frame arrays and streams its camera frames to mp4 files in its own folder.
 
-    After `finish()` it holds only arrays and paths, so a worker process can hand it to the writer's
-    process (pickle) for the commit.
+    The base of `EpisodeRecorder` (robot frames) and `HumanEpisodeRecorder` (human frames): each frame
+    adds one value per recorded feature (`columns`, by feature key) and one image per camera. After
+    `finish()` it holds only arrays and paths, so a worker process can hand it to the writer's process
+    (pickle) for the commit.
     """
 
-    def __init__(self, work: str | os.PathLike[str], fps: int, image_size: tuple[int, int] | None) -> None:
+    def __init__(self, work: str | os.PathLike[str], fps: int, image_size: tuple[int, int] | None,
+                 cameras: Sequence[str] = CAMERA_KEYS) -> None:
         self.work = Path(work)
         if self.work.exists():
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
-        self.states: list[NDArray[np.float32]] = []
-        self.actions: list[NDArray[np.float64]] = []
-        self.rewards: list[float] = []
+        self.columns: dict[str, list[NDArray[Any]]] = {}
+        self.n_frames = 0
         self.videos: dict[str, Path] = {}
         self._writers: dict[str, VideoWriter] = {}
         self._samples: dict[str, list[NDArray[np.uint8]]] = {}
         if image_size is not None:
-            for cam in CAMERA_KEYS:
+            for cam in cameras:
                 self._writers[cam] = VideoWriter(self.work / f"{cam}.mp4", fps, *image_size)
                 self._samples[cam] = []
 
-    def add(self, state: NDArray[Any], action: NDArray[Any], reward: float,
-            images: Mapping[str, NDArray[np.uint8]] | None = None) -> None:
-        """Adds frame t: the observation before the action, the action, and the reward it earned."""
-        k = len(self.states)
-        self.states.append(np.asarray(state, dtype=np.float32).copy())
-        self.actions.append(np.asarray(action, dtype=np.float64).copy())
-        self.rewards.append(float(reward))
-        for cam, writer in self._writers.items():
+    def _add(self, values: Mapping[str, NDArray[Any]], images: Mapping[str, NDArray[np.uint8]] | None) -> None:
+        k = self.n_frames
+        for cam in self._writers:
             if images is None or cam not in images:
                 raise DatasetError(f"frame {k} lacks camera {cam!r}; this dataset records {sorted(self._writers)}")
-            writer.append(images[cam])
+        for key, value in values.items():
+            self.columns.setdefault(key, []).append(value)
+        for cam, writer in self._writers.items():
+            writer.append(images[cam])  # type: ignore[index]
             if k % _STAT_STRIDE == 0:
-                self._samples[cam].append(np.asarray(images[cam])[::4, ::4].copy())
+                self._samples[cam].append(np.asarray(images[cam])[::4, ::4].copy())  # type: ignore[index]
+        self.n_frames += 1
+
+    def column(self, key: str) -> NDArray[Any]:
+        """The recorded values of one feature, stacked along the first axis."""
+        if key not in self.columns:
+            raise DatasetError(f"the episode recorded no {key!r} (it has {sorted(self.columns)})")
+        return np.stack(self.columns[key])
 
     def __len__(self) -> int:
-        return len(self.states)
+        return self.n_frames
 
     def finish(self) -> dict[str, Path]:
         """Closes the video files (idempotent); returns them by camera."""
@@ -166,29 +181,115 @@ class EpisodeRecorder:
         return {video_key(cam): image_stats(np.stack(s), len(self)) for cam, s in self._samples.items() if s}
 
 
+class EpisodeRecorder(FrameRecorder):
+    """A robot episode: state, the action the env was stepped with and its reward, per frame."""
+
+    def add(self, state: NDArray[Any], action: NDArray[Any], reward: float,
+            images: Mapping[str, NDArray[np.uint8]] | None = None) -> None:
+        """Adds frame t: the observation before the action, the action, and the reward it earned."""
+        self._add({"observation.state": np.asarray(state, dtype=np.float32).copy(),
+                   "action": np.asarray(action, dtype=np.float64).copy(),
+                   "next.reward": np.float32(reward)}, images)
+
+
+class HumanEpisodeRecorder(FrameRecorder):
+    """A human episode (simulated demo or import): keypoints, confidences, wrist and camera poses per frame.
+
+    Shapes and frames are those of `egosim.data.format` (left hand then right, world frame, z up).
+    Robot actions come from retargeting the whole episode afterwards (`set_actions`, e.g. with
+    `egosim.retarget.retarget_recorder`), since the labels are smoothed over time.
+    """
+
+    def __init__(self, work: str | os.PathLike[str], fps: int, image_size: tuple[int, int] | None,
+                 cameras: Sequence[str] = HUMAN_CAMERAS) -> None:
+        super().__init__(work, fps, image_size, cameras)
+        self.actions: NDArray[np.float64] | None = None
+
+    def add(self, keypoints: NDArray[Any], keypoint_confidence: NDArray[Any] | None, wrist_pose: NDArray[Any],
+            camera_pose: NDArray[Any], images: Mapping[str, NDArray[np.uint8]] | None = None) -> None:
+        """Adds one frame. `keypoint_confidence` None means fully confident (1.0)."""
+        kp = np.asarray(keypoints, dtype=np.float32)
+        conf = (np.ones((2, 21), np.float32) if keypoint_confidence is None
+                else np.asarray(keypoint_confidence, dtype=np.float32))
+        wrist = np.asarray(wrist_pose, dtype=np.float32)
+        cam = np.asarray(camera_pose, dtype=np.float32)
+        for name, arr, shape in ((KEYPOINTS_KEY, kp, (2, 21, 3)), (CONFIDENCE_KEY, conf, (2, 21)),
+                                 (WRIST_POSE_KEY, wrist, (2, 7)), (CAMERA_POSE_KEY, cam, (7,))):
+            if arr.shape != shape:
+                raise DatasetError(f"frame {len(self)}: {name} has shape {arr.shape}, expected {shape}")
+            if not np.all(np.isfinite(arr)):
+                raise DatasetError(f"frame {len(self)}: {name} has non-finite values")
+        if conf.min() < 0.0 or conf.max() > 1.0:
+            raise DatasetError(f"frame {len(self)}: keypoint confidence outside [0, 1]: "
+                               f"[{conf.min():g}, {conf.max():g}]")
+        self._add({KEYPOINTS_KEY: kp.copy(), CONFIDENCE_KEY: conf.copy(), WRIST_POSE_KEY: wrist.copy(),
+                   CAMERA_POSE_KEY: cam.copy()}, images)
+
+    def set_actions(self, actions: NDArray[Any]) -> None:
+        """Sets the retargeted per-step robot actions (T, D), one per frame."""
+        a = np.asarray(actions, dtype=np.float64)
+        if a.ndim != 2 or a.shape[0] != len(self) or not np.all(np.isfinite(a)):
+            raise DatasetError(f"actions of shape {a.shape} (or non-finite) for an episode of {len(self)} frames")
+        self.actions = a.copy()
+
+    def column(self, key: str) -> NDArray[Any]:
+        if key == "action":
+            if self.actions is None:
+                raise DatasetError("this dataset stores retargeted actions, but the episode has none: "
+                                   "retarget it first (egosim.retarget.retarget_recorder)")
+            return self.actions
+        return super().column(key)
+
+
 class DatasetWriter:
-    """Creates or reopens the dataset of one embodiment at `root` and commits finished episodes.
+    """Creates or reopens one dataset at `root` and commits finished episodes.
 
     Args:
         root: The dataset folder (created on the first commit).
-        robot_type: The embodiment name (info.json `robot_type`).
-        joint_names: Hand joint names, one side, in action order.
-        fps: Control frequency (frames per second of data and videos).
+        robot_type: The embodiment name (info.json `robot_type`); human datasets: "human" (the default).
+        joint_names: Hand joint names, one side, in action order (robot datasets).
+        fps: Frames per second of data and videos (the control frequency for robot demos).
         image_size: (height, width) of the camera streams, or None for a dataset without video.
+        kind: "robot" (state, action, reward; `start_episode` gives an `EpisodeRecorder`) or "human"
+            (keypoints, confidences, wrist and camera poses; a `HumanEpisodeRecorder`).
+        action_embodiment: Human datasets only: the registered robot hand the episodes are retargeted
+            to; adds `action` in that robot's layout (every episode then needs its actions). None: no action.
+        cameras: Camera streams to record (default: the rig's three for robots, `ego_view` for humans).
 
-    Reopening a folder whose features differ (another hand, image size or video setting) raises
+    Reopening a folder whose features differ (another hand, image size, kind or video setting) raises
     `DatasetError`, so a resume never mixes two layouts.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, robot_type: str, joint_names: Sequence[str], fps: int,
-                 image_size: tuple[int, int] | None) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, robot_type: str | None = None,
+                 joint_names: Sequence[str] | None = None, fps: int, image_size: tuple[int, int] | None,
+                 kind: str = "robot", action_embodiment: str | None = None,
+                 cameras: Sequence[str] | None = None) -> None:
+        if kind not in KINDS:
+            raise DatasetError(f"unknown dataset kind {kind!r}; valid choices: {', '.join(KINDS)}")
         self.root = Path(root)
-        self.robot_type = robot_type
+        self.kind = kind
         self.fps = int(fps)
         self.image_size = tuple(image_size) if image_size is not None else None
-        self.hand_dof = len(joint_names)
-        self.features = make_features(joint_names, self.image_size, self.fps)  # type: ignore[arg-type]
-        self.cameras = list(CAMERA_KEYS) if image_size is not None else []
+        default_cams = CAMERA_KEYS if kind == "robot" else HUMAN_CAMERAS
+        self.cameras = list(cameras if cameras is not None else default_cams) if image_size is not None else []
+        if kind == "robot":
+            if robot_type is None or joint_names is None or action_embodiment is not None:
+                raise DatasetError("a robot dataset needs robot_type and joint_names (and no action_embodiment)")
+            self.robot_type = robot_type
+            self.action_embodiment: str | None = robot_type
+            self.hand_dof: int | None = len(joint_names)
+            self.features = make_features(joint_names, self.image_size, self.fps, self.cameras)  # type: ignore[arg-type]
+        else:
+            self.robot_type = robot_type or HUMAN_ROBOT_TYPE
+            self.action_embodiment = action_embodiment
+            action_joints = None
+            if action_embodiment is not None:
+                from egosim.embodiment import get_embodiment
+
+                action_joints = get_embodiment(action_embodiment).joint_names
+            self.hand_dof = len(action_joints) if action_joints is not None else None
+            self.features = make_human_features(self.image_size, self.fps, self.cameras,  # type: ignore[arg-type]
+                                                action_joint_names=action_joints)
         self._work = self.root.parent / f".{self.root.name}.work"
         self._next = self.root.parent / f".{self.root.name}.next"
         self.episodes: list[dict[str, Any]] = []
@@ -239,16 +340,22 @@ class DatasetWriter:
         """Removes the work folder (call when no episode of this dataset is being recorded)."""
         shutil.rmtree(self._work, ignore_errors=True)
 
-    def start_episode(self, name: str = "episode") -> EpisodeRecorder:
-        """A fresh recorder in `work_dir(name)` (an earlier unfinished one of that name is discarded)."""
-        return EpisodeRecorder(self.work_dir(name), self.fps, self.image_size)  # type: ignore[arg-type]
+    def start_episode(self, name: str = "episode") -> Any:
+        """A fresh recorder in `work_dir(name)` (an earlier unfinished one of that name is discarded):
+        an `EpisodeRecorder` for a robot dataset, a `HumanEpisodeRecorder` for a human one."""
+        cls = EpisodeRecorder if self.kind == "robot" else HumanEpisodeRecorder
+        return cls(self.work_dir(name), self.fps, self.image_size, self.cameras)  # type: ignore[arg-type]
 
     @property
     def total_frames(self) -> int:
         return int(self.episodes[-1]["dataset_to_index"]) if self.episodes else 0
 
-    def commit(self, attempt: Mapping[str, Any], recorder: EpisodeRecorder | None, task: str) -> int | None:
+    def commit(self, attempt: Mapping[str, Any], recorder: FrameRecorder | None, task: str) -> int | None:
         """Adds a finished attempt: its episode when `recorder` is given (kept), else only its record.
+
+        `attempt` is a flat record (JSON values) kept in `meta/egosim_attempts.jsonl`; for a kept
+        episode its entries also become `egosim/<key>` columns of the episodes table (dicts and lists as
+        JSON text), so every episode of a dataset must carry the same keys with the same types.
 
         Returns the new episode's index, or None when nothing but the attempt record was added.
         """
@@ -284,38 +391,33 @@ class DatasetWriter:
             shutil.rmtree(recorder.work, ignore_errors=True)
         return ep_index
 
-    def _episode_row(self, ep_index: int, rec: EpisodeRecorder, task_index: int, task: str,
+    def _episode_row(self, ep_index: int, rec: FrameRecorder, task_index: int, task: str,
                      attempt: Mapping[str, Any]) -> tuple[dict[str, Any], str, Any]:
         import pyarrow as pa
 
         n = len(rec)
         start = self.total_frames
-        states = np.stack(rec.states)
-        actions = np.stack(rec.actions)
-        rewards = np.asarray(rec.rewards, dtype=np.float32)
         frame_index = np.arange(n, dtype=np.int64)
-        timestamps = (frame_index / self.fps).astype(np.float32)
         done = np.zeros(n, dtype=bool)
         done[-1] = True
-        d_state, d_action = states.shape[1], actions.shape[1]
-        table = pa.table({
-            "observation.state": pa.FixedSizeListArray.from_arrays(pa.array(states.ravel(), pa.float32()), d_state),
-            "action": pa.FixedSizeListArray.from_arrays(pa.array(actions.ravel(), pa.float64()), d_action),
-            "next.reward": pa.array(rewards, pa.float32()),
-            "next.done": pa.array(done, pa.bool_()),
-            "timestamp": pa.array(timestamps, pa.float32()),
-            "frame_index": pa.array(frame_index, pa.int64()),
-            "episode_index": pa.array(np.full(n, ep_index, dtype=np.int64), pa.int64()),
-            "index": pa.array(np.arange(start, start + n, dtype=np.int64), pa.int64()),
-            "task_index": pa.array(np.full(n, task_index, dtype=np.int64), pa.int64()),
-        })
-        stats = {
-            "observation.state": feature_stats(states), "action": feature_stats(actions),
-            "next.reward": feature_stats(rewards), "next.done": feature_stats(done.astype(np.float64)),
-            "timestamp": feature_stats(timestamps), "frame_index": feature_stats(frame_index),
-            "episode_index": feature_stats(np.full(n, ep_index)), "index": feature_stats(np.arange(start, start + n)),
-            "task_index": feature_stats(np.full(n, task_index)), **rec.image_stats(),
+        computed: dict[str, NDArray[Any]] = {
+            "next.done": done, "timestamp": (frame_index / self.fps).astype(np.float32), "frame_index": frame_index,
+            "episode_index": np.full(n, ep_index, dtype=np.int64), "index": np.arange(start, start + n, dtype=np.int64),
+            "task_index": np.full(n, task_index, dtype=np.int64),
         }
+        columns: dict[str, Any] = {}
+        stats: dict[str, dict[str, NDArray[Any]]] = {}
+        for key, feat in self.features.items():
+            if feat["dtype"] == "video":
+                continue
+            values = computed[key] if key in computed else rec.column(key)
+            if values.shape != (n, *([] if feat["shape"] == [1] else feat["shape"])):
+                raise DatasetError(f"{key}: recorded shape {values.shape}, the dataset stores (frames={n}, "
+                                   f"{', '.join(map(str, feat['shape']))})")
+            columns[key] = _arrow_column(values, feat)
+            stats[key] = feature_stats(values.astype(np.float64) if values.dtype == bool else values)
+        table = pa.table(columns)
+        stats.update(rec.image_stats())
         chunk, fidx = episode_location(ep_index)
         row: dict[str, Any] = {
             "episode_index": ep_index, "tasks": [task], "length": n,
@@ -330,15 +432,32 @@ class DatasetWriter:
         for feat, st in stats_to_json(stats).items():
             for name, value in st.items():
                 row[f"stats/{feat}/{name}"] = value
-        row.update({
-            "egosim/task": str(attempt["task"]), "egosim/attempt": int(attempt["attempt"]),
-            "egosim/seed": int(attempt["seed"]), "egosim/initial_state_id": int(attempt["initial_state_id"]),
-            "egosim/initial_state": json.dumps(attempt["initial_state"], sort_keys=True),
-            "egosim/policy": str(attempt["policy"]), "egosim/score": float(attempt["score"]),
-            "egosim/success": bool(attempt["success"]), "egosim/end": str(attempt["end"]),
-            "egosim/milestones": json.dumps(attempt["milestones"], sort_keys=True),
-        })
+        row.update(self._meta_columns(attempt))
         return row, DATA_PATH.format(chunk_index=chunk, file_index=fidx), table
+
+    def _meta_columns(self, attempt: Mapping[str, Any]) -> dict[str, Any]:
+        """`egosim/<key>` columns of an episode from its attempt record (robot demos: the fixed set
+        the replay needs), with the same keys and types as the episodes before it."""
+        if self.kind == "robot":
+            cols: dict[str, Any] = {
+                "egosim/task": str(attempt["task"]), "egosim/attempt": int(attempt["attempt"]),
+                "egosim/seed": int(attempt["seed"]), "egosim/initial_state_id": int(attempt["initial_state_id"]),
+                "egosim/initial_state": json.dumps(attempt["initial_state"], sort_keys=True),
+                "egosim/policy": str(attempt["policy"]), "egosim/score": float(attempt["score"]),
+                "egosim/success": bool(attempt["success"]), "egosim/end": str(attempt["end"]),
+                "egosim/milestones": json.dumps(attempt["milestones"], sort_keys=True),
+            }
+        else:
+            cols = {f"egosim/{k}": (json.dumps(v, sort_keys=True) if isinstance(v, (dict, list, tuple)) or v is None
+                                    else v.item() if isinstance(v, np.generic) else v) for k, v in attempt.items()}
+        if self.episodes:
+            prev = {k: type(v) for k, v in self.episodes[-1].items() if k.startswith("egosim/")}
+            now = {k: type(v) for k, v in cols.items()}
+            if prev != now:
+                diff = sorted(set(prev.items()) ^ set(now.items()), key=str)
+                raise DatasetError(f"episode metadata differs from the previous episode's in {diff}; every "
+                                   "episode of a dataset needs the same attempt keys with the same types")
+        return cols
 
     # ------------------------------------------------------------------ the atomic swap
     def _publish(self, files: Mapping[str, Path], episodes: list[dict[str, Any]], tasks: list[str],
@@ -375,7 +494,8 @@ class DatasetWriter:
         total_frames = int(episodes[-1]["dataset_to_index"]) if episodes else 0
         info = make_info(self.robot_type, self.fps, self.features, len(episodes), total_frames, len(tasks))
         (root / INFO_PATH).write_text(json.dumps(info, indent=4) + "\n")
-        (root / MODALITY_PATH).write_text(json.dumps(make_modality(self.hand_dof, self.cameras), indent=4) + "\n")
+        modality = make_modality(self.hand_dof, self.cameras, kind=self.kind, action_embodiment=self.action_embodiment)
+        (root / MODALITY_PATH).write_text(json.dumps(modality, indent=4) + "\n")
         pq.write_table(_tasks_table(tasks), root / TASKS_PATH)
         if episodes:
             last = (len(episodes) - 1) // META_PER_FILE
@@ -398,6 +518,18 @@ class DatasetWriter:
             stats = aggregate_stats([stats, st]) if stats else st
         self._stats_upto = len(episodes)
         return stats
+
+
+def _arrow_column(values: NDArray[Any], feat: Mapping[str, Any]) -> Any:
+    """A parquet column of a feature: scalars for shape [1], nested fixed-size lists otherwise."""
+    import pyarrow as pa
+
+    types = {"float32": pa.float32(), "float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}
+    arr: Any = pa.array(np.ascontiguousarray(values).ravel(), types[feat["dtype"]])
+    if feat["shape"] != [1]:
+        for size in reversed(feat["shape"]):
+            arr = pa.FixedSizeListArray.from_arrays(arr, int(size))
+    return arr
 
 
 def episode_stats(row: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from egosim.data.format import DatasetError
-from egosim.data.loader import ChunkDataset, collate_batch
+from egosim.data.loader import ChunkDataset, collate_batch, dataset_cameras
 from egosim.errors import ConfigError, InvalidChoiceError, reject_unknown_keys
 from egosim.policies.vla.config import VLAConfig
 from egosim.policies.vla.normalize import EmbodimentStats, Stats
@@ -263,8 +263,12 @@ def dataset_statistics(datasets: Sequence[ChunkDataset]) -> dict[str, Embodiment
         for i in range(len(ds)):
             chunk, pad = ds.action_chunk(i)
             actions.setdefault(emb, []).append(chunk[~pad])
-    return {emb: EmbodimentStats(Stats.of(np.concatenate(actions[emb])), Stats.of(np.concatenate(states[emb])))
-            for emb in actions}
+    out = {}
+    for emb in actions:
+        state = np.concatenate(states[emb])
+        # human data has no proprioception: no state statistics (the model's placeholder takes its place)
+        out[emb] = EmbodimentStats(Stats.of(np.concatenate(actions[emb])), Stats.of(state) if state.shape[1] else None)
+    return out
 
 
 class ProgressReporter:
@@ -329,15 +333,20 @@ def run_train(cfg: TrainConfig, log: bool = True) -> TrainResult:
     for src in cfg.data:
         if not Path(src.path).is_dir():
             raise ConfigError(f"data path {src.path!r} is not a folder (a dataset written by `egosim collect`)")
-        ds = ChunkDataset(src.path, horizon=cfg.horizon, cameras=() if cfg.cache_frames else model_cfg.cameras)
+        cams = [c for c in model_cfg.cameras if c in dataset_cameras(src.path)]  # human data: ego_view only
+        ds = ChunkDataset(src.path, horizon=cfg.horizon, cameras=() if cfg.cache_frames else cams)
         if len(ds) == 0:
             raise ConfigError(f"dataset {src.path!r} has no frames")
-        model_cfg.spec(str(ds.info["robot_type"]))  # the model needs a head for it
+        spec = model_cfg.spec(str(ds.info["robot_type"]))  # the model needs a head for it
+        if spec.action_dim != ds.info["features"]["action"]["shape"][0]:
+            raise ConfigError(f"dataset {src.path!r} has {ds.info['features']['action']['shape'][0]}-D actions "
+                              f"(for {ds.action_embodiment}), the model's {ds.info['robot_type']!r} head predicts "
+                              f"{spec.action_dim}")
         datasets.append(ds)
         if cfg.cache_frames:
             t = time.perf_counter()
-            caches.append(FrameCache(ds, model_cfg.cameras, model_cfg.image_size))
-            say(f"cached {len(ds)} frames x {len(model_cfg.cameras)} cameras of {src.path} at "
+            caches.append(FrameCache(ds, cams, model_cfg.image_size))
+            say(f"cached {len(ds)} frames x {len(cams)} cameras of {src.path} at "
                 f"{model_cfg.image_size[0]}x{model_cfg.image_size[1]} ({caches[-1].nbytes / 2**20:.0f} MiB, "
                 f"{time.perf_counter() - t:.1f} s)")
     stats = dataset_statistics(datasets)
