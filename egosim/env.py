@@ -19,7 +19,8 @@ Spaces (DESIGN.md "Spaces"):
   `keypoints` (2, 21, 3) float32, left hand then right, in `HUMAN_KEYPOINTS` order, world (= rig)
   frame, metres, z up; `keypoint_confidence` (2, 21) float32, 1.0 (the simulator's are exact; see
   `egosim.data.human_noise` for a real pipeline's); `wrist_pose` (2, 7) float64, xyz + quaternion
-  wxyz of the wrist frame (+x along the straight fingers, +z out of the palm); `camera_pose` (7,)
+  wxyz of the canonical wrist frame of the keypoints (`egosim.keypoints`: origin the wrist, +x toward
+  the middle knuckle, +z out of the palm), as every human dataset stores it; `camera_pose` (7,)
   float64, the ego camera (MuJoCo/ARKit camera frame: +x right, +y up, looking along -z).
 - The human embodiment's ego camera moves like a head (`egosim.head`; `RigConfig.head_motion`),
   seeded from the reset seed; the robots' is fixed.
@@ -47,6 +48,7 @@ from egosim.errors import ConfigError, InvalidActionError, InvalidChoiceError
 from egosim.geometry import ROT6D_FROM_XMAT
 from egosim.rendering import CameraRenderer
 from egosim.head import HeadController
+from egosim.keypoints import canonical_wrist_pose
 from egosim.rig import CAMERAS, HOME_WRIST_MAT, TABLE_HEIGHT, RigConfig, RigHandles, build_rig, moving_head
 from egosim.task import InitialState, Task
 
@@ -298,16 +300,14 @@ class EgosimEnv(gym.Env):
         if self._keypoint_sites is None:
             raise ConfigError(f"{self.embodiment.name} has no human keypoint sites; only the human embodiment does")
         d = self.data
-        wrist = np.zeros((2, 7))
-        for i, sid in enumerate(self._wrist_sites):
-            wrist[i, :3] = d.site_xpos[sid]
-            mujoco.mju_mat2Quat(wrist[i, 3:], d.site_xmat[sid])
+        keypoints = d.site_xpos[self._keypoint_sites]
+        wrist = np.stack([canonical_wrist_pose(keypoints[i], side) for i, side in enumerate(SIDES)])
         cam = self.rig.cameras["ego_view"]
         camera = np.zeros(7)
         camera[:3] = d.cam_xpos[cam]
         mujoco.mju_mat2Quat(camera[3:], d.cam_xmat[cam])
         return {
-            "keypoints": d.site_xpos[self._keypoint_sites].astype(np.float32),
+            "keypoints": keypoints.astype(np.float32),
             "keypoint_confidence": np.ones((2, len(HUMAN_KEYPOINTS)), dtype=np.float32),
             "wrist_pose": wrist,
             "camera_pose": camera,

@@ -60,6 +60,10 @@ THUMB_PITCH_DEG = 35.0  # ... tilted 35 deg out of the palm
 THUMB_PRONATION_DEG = -125.0  # ... and its pad turned 125 deg about its axis, toward the fingers
 PALM_Z = (-0.012, 0.013)  # dorsal and palmar faces of the palm (25 mm thick at the metacarpals)
 DENSITY = 1100.0  # soft tissue and bone (kg/m^3)
+# Finger pads: soft-finger contacts (condim 4) resist twisting like a fingertip's contact patch does;
+# torsional friction = patch radius x friction coefficient (a ~5 mm-radius pulp contact).
+PAD_CONDIM = 4
+PAD_TORSION = 0.005
 
 DEG = math.pi / 180.0
 # Joint ranges (rad), as (lower, upper); positive = flexion / the mirror-image motion on the left hand.
@@ -333,7 +337,7 @@ def hand_xml(side: str) -> str:
         f'        <geom friction="0.8 0.005 0.0001" rgba="{SKIN}"/>',
         "      </default>",
         '      <default class="pad">',
-        f'        <geom friction="1 0.005 0.0001" rgba="{PAD}"/>',
+        f'        <geom condim="{PAD_CONDIM}" friction="1 {_f(PAD_TORSION)} 0.0001" rgba="{PAD}"/>',
         "      </default>",
         '      <default class="frame">',
         '        <site size="0.004" group="4" rgba="0.2 0.2 1 1"/>',
