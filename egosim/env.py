@@ -14,7 +14,16 @@ Spaces (DESIGN.md "Spaces"):
 - Reward: the change of the rubric score, so an episode's return equals its final score.
 - info: `milestones` (latched: reached at any time), `score`, `is_success`, `sim_unstable`,
   `mujoco_warnings` (new MuJoCo warnings this step), plus the task's options when it has any
-  (`Task.options()`, e.g. the cloth tasks' `pinch`).
+  (`Task.options()`, e.g. the cloth tasks' `pinch`). On the human embodiment also `human`: what a
+  tracking pipeline would report for the frame of this observation (`human_observation`):
+  `keypoints` (2, 21, 3) float32, left hand then right, in `HUMAN_KEYPOINTS` order, world (= rig)
+  frame, metres, z up; `keypoint_confidence` (2, 21) float32, 1.0 (the simulator's are exact; see
+  `egosim.data.human_noise` for a real pipeline's); `wrist_pose` (2, 7) float64, xyz + quaternion
+  wxyz of the canonical wrist frame of the keypoints (`egosim.keypoints`: origin the wrist, +x toward
+  the middle knuckle, +z out of the palm), as every human dataset stores it; `camera_pose` (7,)
+  float64, the ego camera (MuJoCo/ARKit camera frame: +x right, +y up, looking along -z).
+- The human embodiment's ego camera moves like a head (`egosim.head`; `RigConfig.head_motion`),
+  seeded from the reset seed; the robots' is fixed.
 Task options (`task_options={...}`) go to `Task.configure`; the task's `before_step` hook runs once per
 control step before physics, and its `is_unstable` check joins MuJoCo's divergence warnings.
 An episode ends (terminated) on success or when the physics becomes unstable (`sim_unstable`), and is
@@ -35,11 +44,22 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from egosim.actions import WRIST_DIM, side_slices
-from egosim.embodiment import SIDES, Embodiment, get_embodiment
+from egosim.embodiment import HUMAN_KEYPOINTS, SIDES, Embodiment, get_embodiment
 from egosim.errors import ConfigError, InvalidActionError, InvalidChoiceError
 from egosim.geometry import ROT6D_FROM_XMAT
 from egosim.rendering import CameraRenderer
-from egosim.rig import CAMERAS, DEFAULT_TIMESTEP, HOME_WRIST_MAT, RigConfig, RigHandles, build_rig
+from egosim.head import HeadController
+from egosim.keypoints import canonical_wrist_pose
+from egosim.rig import (
+    CAMERAS,
+    DEFAULT_TIMESTEP,
+    HOME_WRIST_MAT,
+    TABLE_HEIGHT,
+    RigConfig,
+    RigHandles,
+    build_rig,
+    moving_head,
+)
 from egosim.task import InitialState, Task
 
 OBS_MODES = ("rgb", "state")
@@ -151,6 +171,15 @@ class EgosimEnv(gym.Env):
         self._state_buf = np.zeros(self.state_dim, dtype=np.float32)
         self._home_quat = np.zeros(4)
         mujoco.mju_mat2Quat(self._home_quat, HOME_WRIST_MAT.ravel())
+        # The human embodiment: its keypoint sites (2, 21), resolved once, and the head model.
+        self._keypoint_sites = None
+        if emb.is_human:
+            self._keypoint_sites = np.array([[self.model.site(Embodiment.prefixed(s, emb.keypoint_map[k])).id
+                                              for k in HUMAN_KEYPOINTS] for s in SIDES], dtype=np.intp)
+        self._palm_sites = np.array([self.rig.hands[s].palm_site for s in SIDES], dtype=np.intp)
+        self._head: HeadController | None = None
+        if moving_head(emb, rig_config):
+            self._head = HeadController(emb.head_motion, TABLE_HEIGHT, self.control_dt)  # type: ignore[arg-type]
         self._renderer: CameraRenderer | None = None
         self._video_renderer: CameraRenderer | None = None
         self._reached: dict[str, bool] = {}
@@ -198,6 +227,12 @@ class EgosimEnv(gym.Env):
         self.task.apply_initial_state(m, d, state)
         self.horizon = int(round(self.task.horizon_s * self.control_hz))  # a task may set its horizon per episode
         mujoco.mj_forward(m, d)
+        if self._head is not None:
+            # Its own generator, drawn from the reset seed after the initial state, so the head
+            # never changes what the task samples.
+            rng = np.random.default_rng(int(self.np_random.integers(2**63)))
+            self._set_head(*self._head.reset(d.site_xpos[self._palm_sites], rng))
+            mujoco.mj_forward(m, d)
         self._warn = d.warning.number.tolist()
         self._reached = {name: False for name in self.task.rubric.names}
         self._score = 0.0
@@ -211,6 +246,8 @@ class EgosimEnv(gym.Env):
         for i, (wrist, hand, ctrl) in enumerate(self._routes):
             self._move_target(i, a[wrist])
             d.ctrl[ctrl] = a[hand]
+        if self._head is not None:
+            self._set_head(*self._head.step(d.site_xpos[self._palm_sites]))
         self.task.before_step(m, d)
         try:
             mujoco.mj_step(m, d, nstep=self.n_substeps)
@@ -272,6 +309,32 @@ class EgosimEnv(gym.Env):
         """(position, rotation matrix) of the measured wrist site of `side`, rig frame."""
         sid = self._wrist_sites[SIDES.index(side)]
         return self.data.site_xpos[sid].copy(), self.data.site_xmat[sid].reshape(3, 3).copy()
+
+    def human_observation(self) -> dict[str, NDArray[Any]]:
+        """The clean human-tracking frame of the current state (see the module docstring, `info["human"]`).
+
+        Raises `ConfigError` on an embodiment without the 21 keypoint sites (the robots).
+        """
+        if self._keypoint_sites is None:
+            raise ConfigError(f"{self.embodiment.name} has no human keypoint sites; only the human embodiment does")
+        d = self.data
+        keypoints = d.site_xpos[self._keypoint_sites]
+        wrist = np.stack([canonical_wrist_pose(keypoints[i], side) for i, side in enumerate(SIDES)])
+        cam = self.rig.cameras["ego_view"]
+        camera = np.zeros(7)
+        camera[:3] = d.cam_xpos[cam]
+        mujoco.mju_mat2Quat(camera[3:], d.cam_xmat[cam])
+        return {
+            "keypoints": keypoints.astype(np.float32),
+            "keypoint_confidence": np.ones((2, len(HUMAN_KEYPOINTS)), dtype=np.float32),
+            "wrist_pose": wrist,
+            "camera_pose": camera,
+        }
+
+    def _set_head(self, pos: NDArray[np.float64], quat: NDArray[np.float64]) -> None:
+        k = self.rig.head_mocap
+        self.data.mocap_pos[k] = pos
+        self.data.mocap_quat[k] = quat
 
     def _validate(self, action: Any) -> NDArray[np.float64]:
         try:
@@ -372,4 +435,6 @@ class EgosimEnv(gym.Env):
         }
         if self._task_info:
             info.update(self._task_info)
+        if self._keypoint_sites is not None:
+            info["human"] = self.human_observation()
         return info

@@ -237,7 +237,9 @@ class PenInBinExpert:
         return [
             Stage("above", pinch_at(0.08), self._hand(side, "pre_pinch"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
             Stage("descend", pinch_at(0.0), self._hand(side, "pre_pinch"), speed=0.4, max_s=3.0),
-            Stage("pinch", pinch_at(0.0), grip, min_s=0.7, hand_blend_s=0.5),
+            # Held where the descent ended: the pinch point sits between the pads, not where an object
+            # as thick as the marker is held, so chasing it would drag the held marker along.
+            Stage("pinch", lambda: self._once("mk_pinch", pinch_at(0.0)), grip, min_s=0.7, hand_blend_s=0.5),
             *tilt,
             Stage("lift", up(0.12), grip, speed=0.4, hand_blend_s=0.01),
             Stage("wait", up(0.12), grip, max_s=20.0, done=canister_ready, hand_blend_s=0.01),

@@ -1,4 +1,4 @@
-"""Robot demo collection: play a policy in the envs and write one LeRobot v3.0 dataset per embodiment.
+"""Demo collection: play a policy in the envs and write one LeRobot v3.0 dataset per embodiment.
 
 One dataset per embodiment (`OUTPUT_DIR/<embodiment>/`), holding every task collected on that hand:
 state and action widths differ between hands (62 vs 32), and a LeRobot dataset has one width per
@@ -11,6 +11,13 @@ are evaluation state k (`initial_states=eval`). With `keep=success` attempts go 
 of them succeeded (at most `max_attempts`); with `keep=all` exactly `episodes` attempts are played
 and all kept. Every attempt is committed as it ends (`egosim.data.writer`), so a killed collection
 resumes where it stopped: attempts already recorded, kept or not, are skipped.
+
+On the human embodiment (`embodiments=[human]`) the dataset is a *human* dataset
+(`egosim.data.format`): per frame the 21 keypoints per hand, their confidences, the wrist poses and
+the head camera's pose, as the env reports them (`info["human"]`), passed through the tracking noise
+model (`noise=clean|realistic` or a mapping of `egosim.data.human_noise.HumanNoise` fields, seeded by
+the attempt's seed), and the ego camera (`human_cameras` for the robots' three-camera layout). With
+`retarget_to=<robot>` each episode also gets that robot's actions by retargeting (`egosim.retarget`).
 
 `source=procedural` collects human play instead (issue #8, diverse pretraining data): the procedural
 tasks (tag `procedural`, e.g. `tabletop_play`: a new scene and activity program from each attempt's
@@ -40,8 +47,9 @@ from typing import Any
 import numpy as np
 
 from egosim.actions import chunk_to_step_actions
-from egosim.data.format import CAMERA_KEYS, DatasetError
-from egosim.data.writer import DatasetWriter, EpisodeRecorder
+from egosim.data.format import CAMERA_KEYS, HUMAN_CAMERAS, DatasetError
+from egosim.data.human_noise import HumanNoise, HumanNoiseModel
+from egosim.data.writer import DatasetWriter, EpisodeRecorder, FrameRecorder, HumanEpisodeRecorder
 from egosim.errors import ConfigError, InvalidActionError, InvalidChoiceError, reject_unknown_keys
 from egosim.policy import Policy
 
@@ -79,6 +87,13 @@ class CollectConfig:
         initial_states: "sampled" (drawn from the attempt's seed) or "eval" (evaluation state k).
         workers: Attempts played in parallel (spawned processes); 0 = one per CPU core. The dataset
             is the same for any number of workers.
+        noise: Human datasets: the tracking noise, a preset (`clean`, `realistic`) or a mapping of
+            `HumanNoise` fields (optionally with `preset` as the base).
+        retarget_to: Human datasets: `none`, or a robot embodiment whose actions each episode gets.
+        human_cameras: Human datasets: the camera streams (`ego_view`; add the wrist cameras for the
+            robots' layout, as EgoScale's aligned human data has).
+        head_motion: The human's ego camera: `auto` (moves like a head), `natural` or `fixed` (held at
+            the robots' head-camera pose), see `egosim.rig.RigConfig`; the env factory applies it.
     """
 
     tasks: list[str] | None = None
@@ -94,6 +109,10 @@ class CollectConfig:
     max_attempts: int | None = None
     initial_states: str = "sampled"
     workers: int = 1
+    noise: Any = "clean"
+    retarget_to: str = "none"
+    human_cameras: list[str] = field(default_factory=lambda: list(HUMAN_CAMERAS))
+    head_motion: str = "auto"
     source: str = "tasks"
     hours: float | None = None
 
@@ -108,7 +127,7 @@ class CollectConfig:
         """Builds a config from a dict or DictConfig, checking keys and values."""
         reject_unknown_keys(cfg, (f.name for f in dataclasses.fields(cls)), "collect config")
         kw = dict(cfg)
-        for key in ("tasks", "embodiments"):
+        for key in ("tasks", "embodiments", "human_cameras"):
             if kw.get(key) is not None:
                 v = kw[key]
                 kw[key] = [v] if isinstance(v, str) else list(v)
@@ -157,6 +176,25 @@ class CollectConfig:
             raise ConfigError(f"hours={self.hours!r} is for source=procedural; source=tasks counts episodes=N")
         if (self.tasks is not None and not self.tasks) or not self.embodiments:
             raise ConfigError("tasks and embodiments must each name at least one entry")
+        self.noise_config  # validates the noise settings
+        from egosim.embodiment import ROBOT_TAG, embodiment_names
+        from egosim.head import HEAD_MODES
+
+        robots = ("none", *embodiment_names(ROBOT_TAG))
+        if self.retarget_to not in robots:
+            raise InvalidChoiceError("retarget_to", self.retarget_to, robots)
+        if self.head_motion not in HEAD_MODES:
+            raise InvalidChoiceError("head_motion", self.head_motion, HEAD_MODES)
+        if not self.human_cameras or len(set(self.human_cameras)) != len(self.human_cameras):
+            raise ConfigError(f"human_cameras must name distinct cameras, got {self.human_cameras}")
+        for cam in self.human_cameras:
+            if cam not in CAMERA_KEYS:
+                raise InvalidChoiceError("camera", cam, CAMERA_KEYS)
+
+    @property
+    def noise_config(self) -> HumanNoise:
+        """`noise` as a validated `HumanNoise`."""
+        return HumanNoise.from_config(self.noise)
 
     @property
     def attempt_cap(self) -> int | None:
@@ -213,12 +251,15 @@ class Progress:
             sys.stdout.write("\n")
 
 
-def play_attempt(env: Any, policy: Policy, recorder: EpisodeRecorder | None, *, task: str, attempt: int, seed: int,
-                 initial_state: int | None, max_steps: int | None, policy_name: str, video: bool) -> dict[str, Any]:
+def play_attempt(env: Any, policy: Policy, recorder: FrameRecorder | None, *, task: str, attempt: int, seed: int,
+                 initial_state: int | None, max_steps: int | None, policy_name: str, video: bool,
+                 noise: HumanNoise = HumanNoise()) -> dict[str, Any]:
     """Plays one attempt into `recorder` (None: not recorded) and returns the attempt's record.
 
-    Frame t holds the observation before step t, the clipped per-step action the env was stepped
-    with, and the reward that step earned.
+    Robot datasets (an `EpisodeRecorder`): frame t holds the observation before step t, the clipped
+    per-step action the env was stepped with, and the reward that step earned. Human datasets (a
+    `HumanEpisodeRecorder`): frame t holds the human-tracking frame of that observation
+    (`info["human"]`) through the noise model, seeded by `seed`, and its camera images.
     """
     base = env.unwrapped
     dof = base.embodiment.dof
@@ -229,6 +270,8 @@ def play_attempt(env: Any, policy: Policy, recorder: EpisodeRecorder | None, *, 
     init = dict(base.initial_state)
     instruction = obs["instruction"]  # a task may draw its instruction per episode (tabletop_play)
     policy.reset(seed=seed)
+    human = isinstance(recorder, HumanEpisodeRecorder)
+    tracker = HumanNoiseModel(noise, round(1.0 / base.control_dt), np.random.default_rng([seed, 0x4855])) if human else None
     steps = 0
     terminated = truncated = cut = False
     while not (terminated or truncated or cut):
@@ -238,10 +281,13 @@ def play_attempt(env: Any, policy: Policy, recorder: EpisodeRecorder | None, *, 
         for action in chunk:
             a = np.minimum(np.maximum(np.asarray(action, dtype=np.float64), low), high)
             images = {c: obs[c] for c in CAMERA_KEYS} if video else None
-            state = obs["state"]
+            state, frame = obs["state"], info.get("human")
             obs, reward, terminated, truncated, info = env.step(a)
-            if recorder is not None:
-                recorder.add(state, a, float(reward), images)
+            if tracker is not None:
+                f = tracker.apply(frame)
+                recorder.add(f["keypoints"], f["keypoint_confidence"], f["wrist_pose"], f["camera_pose"], images)  # type: ignore[union-attr]
+            elif recorder is not None:
+                recorder.add(state, a, float(reward), images)  # type: ignore[call-arg]
             steps += 1
             cut = max_steps is not None and steps >= max_steps
             if terminated or truncated or cut:
@@ -279,6 +325,10 @@ class _Job:
     image_size: tuple[int, int]
     work: str
     fps: int
+    human: bool = False
+    cameras: tuple[str, ...] = CAMERA_KEYS
+    noise: HumanNoise = HumanNoise()
+    retarget_to: str = "none"
 
 
 _CACHE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
@@ -292,11 +342,33 @@ def _play_job(job: _Job, make_env: EnvFactory, make_policy: PolicyFactory) -> tu
         env = make_env(job.task, job.embodiment, job.video, job.image_size)
         _CACHE[key] = (env, make_policy(env, job.policy_seed))
     env, policy = _CACHE[key]
-    recorder = EpisodeRecorder(job.work, job.fps, job.image_size if job.video else None)
+    size = job.image_size if job.video else None
+    recorder = (HumanEpisodeRecorder(job.work, job.fps, size, job.cameras) if job.human
+                else EpisodeRecorder(job.work, job.fps, size))
     rec = play_attempt(env, policy, recorder, task=job.task, attempt=job.attempt, seed=job.seed,
                        initial_state=job.initial_state, max_steps=job.max_steps, policy_name=job.policy_name,
-                       video=job.video)
+                       video=job.video, noise=job.noise)
+    if job.human:
+        rec["noise"] = dataclasses.asdict(job.noise)
+        rec["retarget"] = {}
+        if job.retarget_to != "none":
+            from egosim.retarget import retarget_recorder
+
+            recorder.finish()
+            rec["retarget"] = retarget_recorder(recorder, _retargeter(job.retarget_to)).summary()
     return rec, recorder
+
+
+_RETARGETERS: dict[str, Any] = {}
+
+
+def _retargeter(robot: str) -> Any:
+    """One retargeter per robot and process (building it compiles the hand models)."""
+    if robot not in _RETARGETERS:
+        from egosim.retarget import Retargeter
+
+        _RETARGETERS[robot] = Retargeter(robot)
+    return _RETARGETERS[robot]
 
 
 def _close_cached() -> None:
@@ -373,9 +445,19 @@ def _collect_embodiment(cfg: CollectConfig, emb: str, root: Path, make_env: EnvF
         base = probe_env.unwrapped
         fps = round(1.0 / base.control_dt)
         n_eval = len(base.task.eval_initial_states()) if cfg.initial_states == "eval" else 0
+        human = bool(base.embodiment.is_human)
         if writer is None:
-            writer = DatasetWriter(root, robot_type=emb, joint_names=base.embodiment.joint_names, fps=fps,
-                                   image_size=cfg.image_size if cfg.video else None)
+            size = cfg.image_size if cfg.video else None
+            if human:
+                writer = DatasetWriter(root, kind="human", robot_type=emb, fps=fps, image_size=size,
+                                       action_embodiment=None if cfg.retarget_to == "none" else cfg.retarget_to,
+                                       cameras=cfg.human_cameras)
+            else:
+                if cfg.retarget_to != "none":
+                    raise ConfigError(f"retarget_to={cfg.retarget_to!r} applies to the human embodiment only; "
+                                      f"{emb!r} records its own actions")
+                writer = DatasetWriter(root, robot_type=emb, joint_names=base.embodiment.joint_names, fps=fps,
+                                       image_size=size)
             for a in writer.attempts:
                 done_by_task.setdefault(a["task"], set()).add(int(a["attempt"]))
                 kept_by_task[a["task"]] = kept_by_task.get(a["task"], 0) + bool(a["kept"])
@@ -405,7 +487,9 @@ def _collect_embodiment(cfg: CollectConfig, emb: str, root: Path, make_env: EnvF
             return _Job(task=task, embodiment=emb, attempt=k, seed=cfg.seed + k,
                         initial_state=k if cfg.initial_states == "eval" else None, policy_seed=cfg.seed,
                         policy_name=cfg.policy, max_steps=max_steps, video=cfg.video,
-                        image_size=tuple(cfg.image_size), work=str(writer.work_dir(f"{task}-{k}")), fps=fps)
+                        image_size=tuple(cfg.image_size), work=str(writer.work_dir(f"{task}-{k}")), fps=fps,
+                        human=human, cameras=tuple(cfg.human_cameras), noise=cfg.noise_config,
+                        retarget_to=cfg.retarget_to)
 
         def wanted() -> bool:
             if target is not None:
@@ -489,12 +573,14 @@ def _commit(writer: DatasetWriter, rec: dict[str, Any], recorder: EpisodeRecorde
     return keep
 
 
-def resolve(names: Iterable[str], all_names: Iterable[str], kind: str) -> list[str]:
-    """Expands ["all"] and checks every name; raises `InvalidChoiceError` for an unknown one."""
-    valid = list(all_names)
+def resolve(names: Iterable[str], valid_names: Iterable[str], kind: str,
+            all_names: Iterable[str] | None = None) -> list[str]:
+    """Expands ["all"] (to `all_names`, default every valid name: for embodiments, the robot hands
+    only) and checks every name; raises `InvalidChoiceError` for an unknown one."""
+    valid = list(valid_names)
     names = list(names)
     if names == ["all"]:
-        return valid
+        return list(all_names) if all_names is not None else valid
     for n in names:
         if n not in valid:
             raise InvalidChoiceError(kind, n, valid)

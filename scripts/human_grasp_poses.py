@@ -1,0 +1,210 @@
+"""Measures the human hand's grasp poses on its model (the values in `egosim/hands.py`'s HUMAN record).
+
+Each pose is found the way the robot hands' were (assets/*/README.md), by a search over the model's
+forward kinematics or by letting the fingers close on a fixed object in simulation:
+
+- `pinch`: thumb pad meets the index pad (tip sites together, pad normals opposed), the index flexed
+  mostly at its MCP; a least-squares search over the thumb and index joints.
+- `open`: the flat hand with the thumb swung out into the palm plane (its zero pose stands 35 deg
+  out of the palm, where it would meet objects under the hand first).
+- `pre_pinch`: the pinch opened level with the palm: pad sites 56 mm apart at the depth where they
+  meet (see `pre_pinch`).
+- `claw`: palm down over an 80 mm-wide object: the four fingertips curled down its far side and the
+  opposed thumb tip down its near side at the same depth, 80 mm behind them; a least-squares search
+  over the thumb joints with the fingers at a fixed curl.
+- `power`: the pose the fingers settle in around a fixed 35 mm-radius cylinder held against the palm
+  (full flexion commanded for 1 s).
+
+    python scripts/human_grasp_poses.py     # prints the poses and their measurements (needs scipy)
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+from scipy.optimize import least_squares
+
+from egosim.paths import asset_path
+
+FINGERS = ("index", "middle", "ring", "little")
+XML = str(asset_path("human_hand", "right_hand.xml"))
+SIDE_GAP = 0.018  # neighbouring fingertips at least this far apart sideways (they do not cross)
+CLAW_RADIUS = 0.042  # fingertip sites around an 80 mm-wide (40 mm-radius) object, 2 mm out
+CLAW_CURL = np.array([0.50, 0.50, 0.35])  # preferred MCP_FE, PIP, DIP of every finger in the claw
+CLAW_DEPTH = 0.055  # fingertip sites this far below the wrist (along the palm normal)
+POWER_RADIUS = 0.035
+PINCH_LEVEL = 0.0
+PINCH_PAST = 0.016
+PRE_MODE = 'fraction'
+PRE_PINCH_HALF = 0.028  # pad sites this far from where they meet in pre_pinch
+OPEN = {"thumb_CMC_FE": -0.3, "thumb_CMC_AA": -0.4}  # flat hand, thumb swung out into the palm plane
+POWER_X = 0.09  # cylinder axis under the knuckles: nearer the wrist, the thenar eminence pushes it out
+
+
+def _model() -> tuple[mujoco.MjModel, mujoco.MjData]:
+    model = mujoco.MjModel.from_xml_path(XML)
+    return model, mujoco.MjData(model)
+
+
+def _set(model: mujoco.MjModel, data: mujoco.MjData, values: dict[str, float]) -> None:
+    data.qpos[:] = 0
+    for name, v in values.items():
+        data.qpos[model.jnt_qposadr[model.joint(name).id]] = v
+    mujoco.mj_kinematics(model, data)
+
+
+def _limits(model: mujoco.MjModel, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    r = np.array([model.jnt_range[model.joint(n).id] for n in names])
+    return r[:, 0], r[:, 1]
+
+
+def _solve(res, lo: np.ndarray, hi: np.ndarray, seeds: int = 12) -> np.ndarray:
+    best = None
+    for s in range(seeds):
+        x0 = lo + np.random.default_rng(s).random(len(lo)) * (hi - lo)
+        r = least_squares(res, x0, bounds=(lo, hi))
+        if best is None or r.cost < best.cost:
+            best = r
+    return best.x
+
+
+def pinch() -> dict[str, float]:
+    model, data = _model()
+    names = ["thumb_CMC_FE", "thumb_CMC_AA", "thumb_MCP", "thumb_IP", "index_MCP_FE", "index_PIP", "index_DIP"]
+    lo, hi = _limits(model, names)
+
+    def res(x: np.ndarray) -> np.ndarray:
+        _set(model, data, dict(zip(names, x)))
+        t, i = data.site("thumb_tip"), data.site("index_tip")
+        margin = np.maximum(0, lo + 0.12 - x) + np.maximum(0, x - hi + 0.12)  # stay off the joint limits
+        # Pads opposed and facing sideways (normals in the palm plane): closing on an object under a
+        # palm-down hand, neither pad wedges it up or down (tilted pads squirted a marker out).
+        level = np.array([t.xmat[8], i.xmat[8]]) * PINCH_LEVEL
+        # Past contact: the sites cross by PINCH_PAST along the thumb's pad normal, so that a held object
+        # leaves the fingers short of their targets and they squeeze.
+        past = (t.xpos - i.xpos) - PINCH_PAST * t.xmat[[2, 5, 8]]
+        return np.concatenate([past * 100, (t.xmat[[2, 5, 8]] + i.xmat[[2, 5, 8]]) * 0.7, level,
+                               margin * 10])
+
+    return dict(zip(names, np.round(_solve(res, lo, hi), 3)))
+
+
+def pre_pinch(pinch_pose: dict[str, float]) -> dict[str, float]:
+    """The pinch opened at its own depth: the thumb swung back about its CMC flexion axis (the palm
+    normal, so its tip moves level with the palm) and the index opened at the MCP while its PIP takes
+    up the depth, until the pad sites are 2 x PRE_PINCH_HALF apart, level with where they meet.
+    Closing from here to `pinch` brings the pads together at one height; 30 % of the way from `open`
+    (Sharpa Wave's pre_pinch) had the thumb arrive first and sweep 8 mm down past contact, shoving
+    a marker along the table."""
+    model, data = _model()
+    names = list(pinch_pose)
+    lo, hi = _limits(model, names)
+    _set(model, data, pinch_pose)
+    meet = 0.5 * (data.site("thumb_tip").xpos + data.site("index_tip").xpos)
+    target = np.array([pinch_pose[n] for n in names])
+
+    def res(x: np.ndarray) -> np.ndarray:
+        _set(model, data, dict(zip(names, x)))
+        t, i = data.site("thumb_tip").xpos, data.site("index_tip").xpos
+        return np.concatenate([[(np.linalg.norm(i - t) - 2 * PRE_PINCH_HALF) * 100, (t[2] - meet[2]) * 100,
+                                (i[2] - meet[2]) * 100, (np.linalg.norm(t - meet) - np.linalg.norm(i - meet)) * 30]])
+
+    # Opening only: the thumb's CMC and the index's MCP extend, the PIP flexes to keep the depth.
+    for k, n in enumerate(names):
+        if n in ("thumb_CMC_FE", "index_MCP_FE"):
+            hi[k] = target[k]
+        elif n == "index_PIP":
+            lo[k] = target[k]
+        else:
+            lo[k], hi[k] = target[k] - 1e-6, target[k] + 1e-6
+    r = least_squares(res, np.clip(target, lo + 1e-6, hi - 1e-6), bounds=(lo, hi))
+    return {k: round(float(v), 3) for k, v in zip(names, r.x)}
+
+
+def claw() -> dict[str, float]:
+    """Fingertips and thumb tip on a circle of radius CLAW_RADIUS around the claw centre (the midpoint
+    of the thumb tip and the fingertips' mean, where `GraspGeometry` puts an object's axis), at one
+    depth: the fingers curl alike and spread (MCP_AA) around the object."""
+    model, data = _model()
+    names = ["thumb_CMC_FE", "thumb_CMC_AA", "thumb_MCP", "thumb_IP", "MCP_FE", "PIP", "DIP"]
+    names += [f"{f}_MCP_AA" for f in FINGERS]
+    lo, hi = _limits(model, names[:4])
+    aa_lo, aa_hi = _limits(model, names[7:])
+    lo = np.concatenate([lo, [0.0, 0.0, 0.0], aa_lo])
+    hi = np.concatenate([hi, [1.0, 1.0, 0.8], aa_hi])  # a claw, not a fist
+
+    def pose(x: np.ndarray) -> dict[str, float]:
+        curl = {f"{f}_{j}": v for f in FINGERS for j, v in zip(names[4:7], x[4:7])}
+        return {**curl, **dict(zip(names[:4], x[:4])), **dict(zip(names[7:], x[7:]))}
+
+    def res(x: np.ndarray) -> np.ndarray:
+        _set(model, data, pose(x))
+        tips = np.array([data.site(f"{f}_tip").xpos for f in FINGERS])
+        thumb = data.site("thumb_tip").xpos
+        centre = 0.5 * (thumb + tips.mean(axis=0))
+        radii = np.linalg.norm(np.vstack([tips, thumb])[:, :2] - centre[:2], axis=1)
+        margin = np.maximum(0, lo + 0.05 - x) + np.maximum(0, x - hi + 0.05)
+        return np.concatenate([(radii - CLAW_RADIUS) * 100, (np.append(tips[:, 2], thumb[2]) - CLAW_DEPTH) * 50,
+                               [centre[1] * 5, max(0.0, 0.06 - (tips[:, 0].mean() - thumb[0])) * 100],
+                               np.maximum(0.0, SIDE_GAP - np.diff(tips[:, 1])) * 100,  # index to little along +y
+                               (x[4:7] - CLAW_CURL) * 0.3, margin * 10])
+
+    return {k: round(float(v), 3) for k, v in pose(_solve(res, lo, hi)).items()}
+
+
+def power() -> dict[str, float]:
+    """Closes the hand on a fixed cylinder (axis along hand y, touching the palm) and reads the pose."""
+    spec = mujoco.MjSpec.from_file(XML)
+    spec.option.timestep = 0.002
+    spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    model0 = spec.compile()
+    palm_face = float(model0.site("palm_center").pos[2])
+    spec.worldbody.add_geom(name="cylinder", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[POWER_RADIUS, 0.06, 0],
+                            pos=[POWER_X, 0, palm_face + POWER_RADIUS + 0.001], quat=[0.7071068, 0.7071068, 0, 0])
+    model = spec.compile()
+    data = mujoco.MjData(model)
+    ctrl = {"thumb_CMC_FE": 0.2, "thumb_CMC_AA": 0.3, "thumb_MCP": 0.6, "thumb_IP": 1.0}
+    for f in FINGERS:
+        ctrl.update({f"{f}_MCP_FE": 1.5708, f"{f}_PIP": 1.7453, f"{f}_DIP": 1.3963})
+    for name, v in ctrl.items():
+        data.ctrl[model.actuator(name).id] = v
+    for _ in range(500):
+        mujoco.mj_step(model, data)
+    return {model.joint(j).name: round(float(data.qpos[model.jnt_qposadr[j]]), 2) for j in range(model.njnt)}
+
+
+def report(name: str, pose: dict[str, float]) -> None:
+    model, data = _model()
+    _set(model, data, pose)
+    print(f"{name}: {pose}")
+    for s in ("thumb_tip", *[f"{f}_tip" for f in FINGERS]):
+        print(f"    {s:<11} {np.round(data.site(s).xpos, 4)}")
+
+
+def as_tuple(pose: dict[str, float]) -> tuple[float, ...]:
+    """A pose in the embodiment's joint order (the hand file's joint order), zeros elsewhere."""
+    model, _ = _model()
+    return tuple(round(float(pose.get(model.joint(j).name, 0.0)), 3) for j in range(model.njnt))
+
+
+def main() -> None:
+    report("open", OPEN)
+    p = pinch()
+    report("pinch", p)
+    model, data = _model()
+    _set(model, data, p)
+    t, i = data.site("thumb_tip"), data.site("index_tip")
+    angle = np.degrees(np.arccos(np.clip(t.xmat[[2, 5, 8]] @ i.xmat[[2, 5, 8]], -1, 1)))
+    print(f"    tip sites {1000 * np.linalg.norm(t.xpos - i.xpos):.1f} mm apart, pad normals {angle:.0f} deg apart")
+    pre = pre_pinch(p) if PRE_MODE == 'level' else {k: OPEN.get(k, 0.0) + 0.3 * (p.get(k, 0.0) - OPEN.get(k, 0.0)) for k in {*OPEN, *p}}
+    report("pre_pinch", pre)
+    c, w = claw(), power()
+    report("claw", c)
+    report("power", w)
+    print("\nin joint order (egosim/hands.py):")
+    for name, pose in (("open", OPEN), ("pre_pinch", pre), ("pinch", p), ("power", w), ("claw", c)):
+        print(f"    {name}: {as_tuple(pose)}")
+
+
+if __name__ == "__main__":
+    main()
