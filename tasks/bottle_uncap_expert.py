@@ -33,7 +33,6 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import mujoco
 import numpy as np
 from numpy.typing import NDArray
 
@@ -41,7 +40,16 @@ from egosim.embodiment import SIDES, Embodiment
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
 from egosim.tasks.screw_cap import CAP_ROOF, CAP_SEAT_GAP, PITCH
-from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, power_axis_point, step_scripts, wrist_for_point
+from egosim.tasks.scripted import (
+    GraspGeometry,
+    HandScript,
+    PinchProfile,
+    Pose,
+    Stage,
+    power_axis_point,
+    step_scripts,
+    wrist_for_point,
+)
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
@@ -71,43 +79,8 @@ def pinch_center_profile(emb: Embodiment, side: str, partners_tol: float = 0.035
     at the 41 closing steps of `GraspGeometry.pinch_gap` (pre_pinch -> pinch): the midpoint of the
     closest points of the nearest pair of links. An object as wide as the gap at a step must sit
     there for the closing pinch to meet it from both sides at once (fingers sweep arcs, so this is
-    not the final meeting point, and the fingertip sites are not the pads)."""
-    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-    data = mujoco.MjData(model)
-    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
-    wrist = model.site(emb.wrist_site).id
-    thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
-    pre, pinch = emb.grasp_pose("pre_pinch", side), emb.grasp_pose("pinch", side)
-
-    def pose(q: NDArray[np.float64]) -> None:
-        data.qpos[:] = 0
-        data.qpos[qadr] = q
-        mujoco.mj_kinematics(model, data)
-
-    def site(s: str) -> NDArray[np.float64]:
-        return data.site_xpos[model.site(s).id].copy()
-
-    pose(pinch)
-    partners = [f for f in fingers if np.linalg.norm(site(f) - site(thumb)) < partners_tol] or [fingers[0]]
-
-    def geoms(s: str) -> list[int]:
-        b = int(model.site_bodyid[model.site(s).id])
-        return [g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == b]
-
-    thumb_geoms, partner_geoms = geoms(thumb), [g for f in partners for g in geoms(f)]
-    out = []
-    fromto = np.zeros(6)
-    for a in np.linspace(0.0, 1.0, 41):
-        pose(pre + a * (pinch - pre))
-        best, mid = np.inf, np.zeros(3)
-        for g1 in thumb_geoms:
-            for g2 in partner_geoms:
-                dist = mujoco.mj_geomDistance(model, data, g1, g2, 1.0, fromto)
-                if dist < best:
-                    best, mid = dist, 0.5 * (fromto[:3] + fromto[3:])
-        r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
-        out.append(r.T @ (mid - p))
-    return np.array(out)
+    not the final meeting point, and the fingertip sites are not the pads). (`PinchProfile.centres`.)"""
+    return PinchProfile.measure(emb, side, "pre_pinch", "pinch", partners_tol=partners_tol).centres
 
 
 def _rz(angle: float) -> NDArray[np.float64]:

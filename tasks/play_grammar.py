@@ -34,10 +34,8 @@ import numpy as np
 
 from egosim.tasks.play_objects import (
     COLOURS,
-    GRASPABLE,
     POUR_SOURCES,
     describe,
-    extent,
     footprint_radius,
     grasp_kind,
     mass_range,
@@ -296,7 +294,7 @@ def sample_program(rng: np.random.Generator, scene: Mapping[str, Any]) -> list[d
     return program
 
 
-def step_text(step: Mapping[str, Any], episode: Mapping[str, Any] | None = None) -> str:
+def step_text(step: Mapping[str, Any]) -> str:
     """The instruction text of one program step."""
     return str(step["text"])
 

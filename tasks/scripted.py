@@ -122,6 +122,39 @@ def geom_extent(model: mujoco.MjModel, data: mujoco.MjData, g: int, u: NDArray[n
     return float(c @ u + model.geom_rbound[g])
 
 
+@dataclass(frozen=True)
+class PosedHand:
+    """One side's hand model (robot-only MJCF) in a joint configuration, by forward kinematics; the
+    wrist site's frame for expressing points in the wrist frame."""
+
+    model: mujoco.MjModel
+    data: mujoco.MjData
+    wrist_rot: NDArray[np.float64]
+    wrist_pos: NDArray[np.float64]
+
+    @classmethod
+    def at(cls, emb: Embodiment, side: str, q: NDArray[np.float64] | str) -> PosedHand:
+        """The hand in joint targets `q` (or the grasp pose of that name)."""
+        model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
+        data = mujoco.MjData(model)
+        qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
+        data.qpos[qadr] = emb.grasp_pose(q, side) if isinstance(q, str) else q
+        mujoco.mj_kinematics(model, data)
+        w = model.site(emb.wrist_site).id
+        return cls(model, data, data.site_xmat[w].reshape(3, 3).copy(), data.site_xpos[w].copy())
+
+    def local(self, world: NDArray[np.float64]) -> NDArray[np.float64]:
+        """A world point in the wrist frame."""
+        return self.wrist_rot.T @ (np.asarray(world) - self.wrist_pos)
+
+    def site(self, name: str) -> NDArray[np.float64]:
+        """A site's position in the wrist frame."""
+        return self.local(self.data.site_xpos[self.model.site(name).id])
+
+    def colliding_geoms(self) -> list[int]:
+        return [g for g in range(self.model.ngeom) if self.model.geom_contype[g] or self.model.geom_conaffinity[g]]
+
+
 def power_axis_point(emb: Embodiment, side: str) -> NDArray[np.float64]:
     """Where a cylinder's axis sits in a `power` grasp (wrist frame), measured by forward kinematics:
     halfway between the palm centre and the mean of the non-thumb fingertips, which wrap around it.
@@ -130,16 +163,9 @@ def power_axis_point(emb: Embodiment, side: str) -> NDArray[np.float64]:
     `claw` centre (meant for top-down grasps) put the bottle 2.5 cm too far out on the Sharpa hand,
     and the closing fingers shoved and tipped it.
     """
-    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-    data = mujoco.MjData(model)
-    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
-    data.qpos[qadr] = emb.grasp_pose("power", side)
-    mujoco.mj_kinematics(model, data)
-    wrist = model.site(emb.wrist_site).id
-    r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
-    local = {s: r.T @ (data.site_xpos[model.site(s).id] - p) for s in emb.fingertip_sites[1:] + (emb.palm_site,)}
-    tips = np.mean([local[s] for s in emb.fingertip_sites[1:]], axis=0)
-    return 0.5 * (local[emb.palm_site] + tips)
+    hand = PosedHand.at(emb, side, "power")
+    tips = np.mean([hand.site(s) for s in emb.fingertip_sites[1:]], axis=0)
+    return 0.5 * (hand.site(emb.palm_site) + tips)
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,9 @@ half the beads in the target, on the other hand's side after a hand-over), with 
 happened first (lifted, touched by both hands) remembered by the task; steps are judged in order.
 Success: every step's milestone reached and, now, no hand touches an object, every object is at rest
 and both wrists are lifted clear of the scene (15 cm above the table), so an episode ends when the
-activity does. Human play has no
-success in the benchmark sense; the score tells how much of the program the demonstrator carried out.
+activity does. Human play has no success in the benchmark sense (`egosim collect source=procedural`
+keeps every episode); the score tells how much of the program the demonstrator carried out. Balls,
+sticks and cylinders get rolling friction (condim 6), so one that is let go comes to rest.
 
 Rates: 30 Hz control, the frame rate of human data (EgoScale and EgoDex record at 30 fps), on a
 1/600 s physics step (20 substeps per frame; 2 ms, the other tasks' step, does not divide 1/30 s).
@@ -208,7 +209,7 @@ class TabletopPlay(Task):
         self.program = list(state["program"])
         self.instruction = state["instruction"]
         self.rubric = Rubric(mode="additive", milestones=tuple(
-            Milestone(f"step{k + 1}", 1.0 / len(self.program), play_grammar.step_text(s, state))
+            Milestone(f"step{k + 1}", 1.0 / len(self.program), play_grammar.step_text(s))
             for k, s in enumerate(self.program)))
         self.horizon_s = float(state["horizon_s"])
         # Where each object starts (from the record: data.xpos is not computed yet). Steps are judged

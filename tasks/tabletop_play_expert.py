@@ -41,20 +41,20 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import mujoco
 import numpy as np
 from numpy.typing import NDArray
 
-from egosim.embodiment import SIDES
+from egosim.embodiment import SIDES, Embodiment
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
 from egosim.tasks.play_objects import extent, grip_width
-from egosim.tasks.tabletop_play import BIN_WALL_H, PROP_WALL, TRAY_RIM, TabletopPlay
+from egosim.tasks.tabletop_play import BIN_WALL_H, PROP_WALL, TabletopPlay
 from egosim.tasks.scripted import (
     GraspGeometry,
     HandScript,
     PinchProfile,
     Pose,
+    PosedHand,
     Stage,
     geom_extent,
     power_axis_point,
@@ -87,33 +87,21 @@ def _wrap_pi(a: float) -> float:
     return (a + math.pi) % (2 * math.pi) - math.pi
 
 
-def _hand_frame_axis(emb: Any, side: str, pose: str) -> NDArray[np.float64]:
+def _hand_frame_axis(emb: Embodiment, side: str, pose: str) -> NDArray[np.float64]:
     """Thumb -> other fingertips direction (unit, wrist frame, projected on the palm plane) in a grasp pose."""
-    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-    data = mujoco.MjData(model)
-    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
-    data.qpos[qadr] = emb.grasp_pose(pose, side)
-    mujoco.mj_kinematics(model, data)
-    w = model.site(emb.wrist_site).id
-    r, p = data.site_xmat[w].reshape(3, 3), data.site_xpos[w]
-    tips = [r.T @ (data.site_xpos[model.site(s).id] - p) for s in emb.fingertip_sites]
+    hand = PosedHand.at(emb, side, pose)
+    tips = [hand.site(s) for s in emb.fingertip_sites]
     v = np.mean(tips[1:], axis=0) - tips[0]
     v[2] = 0.0
     return v / np.linalg.norm(v)
 
 
-def _free_handle_angles(emb: Any, side: str, geo: GraspGeometry) -> list[float]:
+def _free_handle_angles(emb: Embodiment, side: str, geo: GraspGeometry) -> list[float]:
     """Directions (wrist-frame angles about the palm normal, from the claw's centre) farthest from
     every fingertip in the `claw` pose: where a mug's handle goes so that no finger lands on it.
     The best two, best first."""
-    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-    data = mujoco.MjData(model)
-    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
-    data.qpos[qadr] = emb.grasp_pose("claw", side)
-    mujoco.mj_kinematics(model, data)
-    w = model.site(emb.wrist_site).id
-    r, p = data.site_xmat[w].reshape(3, 3), data.site_xpos[w]
-    tips = [r.T @ (data.site_xpos[model.site(s).id] - p) - geo.claw_center for s in emb.fingertip_sites]
+    hand = PosedHand.at(emb, side, "claw")
+    tips = [hand.site(s) - geo.claw_center for s in emb.fingertip_sites]
     phis = [math.atan2(t[1], t[0]) for t in tips]
     grid = np.linspace(-math.pi, math.pi, 72, endpoint=False)
     clear = np.array([min(abs(_wrap_pi(g - f)) for f in phis) for g in grid])
@@ -123,37 +111,25 @@ def _free_handle_angles(emb: Any, side: str, geo: GraspGeometry) -> list[float]:
     return best
 
 
-def _side_obstacles(emb: Any, side: str, axis_point: NDArray[np.float64]) -> list[float]:
+def _side_obstacles(emb: Embodiment, side: str, axis_point: NDArray[np.float64]) -> list[float]:
     """Angles (in the wrist frame's x-z plane, about the held cylinder's axis, which runs along the
-    wrist's y in a side `power` grasp) of the fingertips and the palm: where a mug's handle must not be."""
-    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-    data = mujoco.MjData(model)
-    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
-    data.qpos[qadr] = emb.grasp_pose("power", side)
-    mujoco.mj_kinematics(model, data)
-    w = model.site(emb.wrist_site).id
-    r, p = data.site_xmat[w].reshape(3, 3), data.site_xpos[w]
-    pts = [r.T @ (data.site_xpos[model.site(s).id] - p) for s in (*emb.fingertip_sites, emb.palm_site)]
-    pts += [r.T @ (data.geom_xpos[g] - p) for g in range(model.ngeom) if model.geom_contype[g] or model.geom_conaffinity[g]]
-    near = [q for q in pts if math.hypot(q[0] - axis_point[0], q[2] - axis_point[2]) < 0.075]  # around the cylinder
+    wrist's y in a side `power` grasp) of the fingertips, the palm and the finger links around the
+    cylinder: where a mug's handle must not be."""
+    hand = PosedHand.at(emb, side, "power")
+    pts = [hand.site(s) for s in (*emb.fingertip_sites, emb.palm_site)]
+    pts += [hand.local(hand.data.geom_xpos[g]) for g in hand.colliding_geoms()]
+    near = [q for q in pts if math.hypot(q[0] - axis_point[0], q[2] - axis_point[2]) < 0.075]
     return [math.atan2(q[2] - axis_point[2], q[0] - axis_point[0]) for q in near]
 
 
-def _hand_extent(emb: Any, side: str, pose: str) -> dict[str, float]:
+def _hand_extent(emb: Embodiment, side: str, pose: str) -> dict[str, float]:
     """How far the hand's collision geoms reach along the wrist frame's +x (front) and +z (below a
     palm-down hand) in a grasp pose, by forward kinematics."""
-    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-    data = mujoco.MjData(model)
-    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
-    data.qpos[qadr] = emb.grasp_pose(pose, side)
-    mujoco.mj_kinematics(model, data)
-    w = model.site(emb.wrist_site).id
-    r, p = data.site_xmat[w].reshape(3, 3), data.site_xpos[w]
-    geoms = [g for g in range(model.ngeom) if model.geom_contype[g] or model.geom_conaffinity[g]]
+    hand = PosedHand.at(emb, side, pose)
     out = {}
     for key, axis in (("front", 0), ("below", 2)):
-        u = r[:, axis]
-        out[key] = max(geom_extent(model, data, g, u) for g in geoms) - float(u @ p)
+        u = hand.wrist_rot[:, axis]
+        out[key] = max(geom_extent(hand.model, hand.data, g, u) for g in hand.colliding_geoms()) - float(u @ hand.wrist_pos)
     return out
 
 
@@ -472,8 +448,9 @@ class TabletopPlayExpert:
         return np.array([c[0], c[1], c[2] + surface])
 
     def _carry_place(self, side: str, key: str, goal: Callable[[], NDArray[np.float64]],
-                     rot: Callable[[], NDArray[np.float64]], release: str, side_grasp: bool) -> None:
-        """move (at carry height), place, release, retreat."""
+                     rot: Callable[[], NDArray[np.float64]], release: str, side_grasp: bool,
+                     carry: bool = True) -> None:
+        """move (at carry height; not when `carry` is false: straight down), place, release, retreat."""
         def at(dz: float) -> Callable[[], Pose]:
             def target() -> Pose:
                 rel = self._rel(key)
@@ -482,7 +459,8 @@ class TabletopPlayExpert:
 
             return target
 
-        self._add(side, "move", at(CARRY_Z), speed=0.6, max_s=4.0, tol_pos=0.01, hand_blend_s=0.01)
+        if carry:
+            self._add(side, "move", at(CARRY_Z), speed=0.6, max_s=4.0, tol_pos=0.01, hand_blend_s=0.01)
         self._add(side, "place", at(0.004), speed=0.3, max_s=3.0, tol_pos=0.004, hand_blend_s=0.01)
         self._add(side, "release", self._here(side, key + ":rel_pose"), self._hand(side, release), min_s=0.6,
                   hand_blend_s=0.5)
@@ -554,7 +532,7 @@ class TabletopPlayExpert:
         goal = lambda: np.array([*self._start_xy(key), TABLE_HEIGHT])  # noqa: E731
         self._add(side, "measure", self._here(side, key + ":turned"), min_s=0.1,
                   done=lambda: self._measure(side, i, self._alias(key)))
-        self._carry_place_low(side, key, goal, final_rot, self._release_shape(grasp), grasp == "power")
+        self._carry_place(side, key, goal, final_rot, self._release_shape(grasp), grasp == "power", carry=False)
 
     def _start_xy(self, key: str) -> NDArray[np.float64]:
         """Where the object of the grasp `key` stood when the (first) grasp began."""
@@ -564,22 +542,6 @@ class TabletopPlayExpert:
         while key in self._aliases:
             key = self._aliases[key]
         return key
-
-    def _carry_place_low(self, side: str, key: str, goal: Callable[[], NDArray[np.float64]],
-                         rot: Callable[[], NDArray[np.float64]], release: str, side_grasp: bool) -> None:
-        """place straight down (no carry), release, retreat."""
-        def at(dz: float) -> Callable[[], Pose]:
-            def target() -> Pose:
-                rel = self._rel(key)
-                r = rot()
-                return goal() + np.array([0.0, 0.0, dz]) - r @ rel[0], r
-
-            return target
-
-        self._add(side, "place", at(0.004), speed=0.3, max_s=3.0, tol_pos=0.004, hand_blend_s=0.01)
-        self._add(side, "release", self._here(side, key + ":rel_pose"), self._hand(side, release), min_s=0.6,
-                  hand_blend_s=0.5)
-        self._retreat(side, key, side_grasp)
 
     def _step_push(self, k: int, step: Mapping[str, Any]) -> None:
         side, i = step["hand"], int(step["obj"])

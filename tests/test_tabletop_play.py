@@ -8,7 +8,6 @@ import math
 import string
 from pathlib import Path
 
-import mujoco
 import numpy as np
 import pytest
 from egosim.data.collect import CollectConfig, collect
