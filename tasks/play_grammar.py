@@ -54,8 +54,9 @@ GRAMMAR: dict[str, dict[str, tuple[str, ...]]] = {
     "hand_over": {"giver": ("reach", "grasp", "lift", "present", "hold", "release", "retreat"),
                   "taker": ("wait", "reach", "grasp", "take", "move", "place", "release", "retreat")},
 }
-# Nominal seconds per step, for the episode's horizon (measured on the Sharpa hand at 30 Hz, x1.5 slack).
-DURATION_S = {"pick_place": 9.0, "rotate": 10.0, "push": 7.0, "pour": 15.0, "hand_over": 15.0}
+# Nominal seconds per step, for the episode's horizon: about the longest a step took the demonstrator
+# on the reference states (Sharpa Wave and Dex3 at 30 Hz); the horizon adds half again and 4 s.
+DURATION_S = {"pick_place": 6.0, "rotate": 7.0, "push": 4.0, "pour": 14.0, "hand_over": 12.0}
 KIND_WEIGHTS = {"box": 3.0, "cylinder": 2.0, "sphere": 1.0, "capsule": 2.0, "tile": 1.0, "plate": 1.0,
                 "mug": 1.0, "cup": 1.0, "bowl": 1.0, "bar": 1.0}
 DIRECTIONS = {"to the left": (0.0, 1.0), "to the right": (0.0, -1.0), "away from you": (1.0, 0.0),

@@ -69,6 +69,7 @@ CARRY_Z = 0.15  # carried objects' lowest point this high above the table (clear
 LIFT_Z = 0.10  # a lift raises the wrist this far
 APPROACH = 0.08  # top-down grasps come down from this far above
 TILT_STEP_DEG = 30.0
+POUR_CLEAR = 0.015  # a vessel held over a target to pour has its bottom this far above the target's rim
 TILT_STEPS = 4
 PRESENT_AT = np.array([0.47, 0.0, TABLE_HEIGHT + 0.16])  # where a hand-over bar's centre is presented
 HANDOVER_GRIP = 0.55  # hands pinch a hand-over bar this far from its centre (fraction of the half length)
@@ -592,7 +593,7 @@ class TabletopPlayExpert:
             """The way the mouth tips: away from the palm (over the fingers that hold the vessel)."""
             def compute() -> NDArray[np.float64]:
                 _, r = self._held_pose(side, key)
-                u = -r[:, 2]
+                u = r[:, 2].copy()  # the palm faces the vessel: beyond it, over the fingers
                 u[2] = 0.0
                 return u / np.linalg.norm(u)
 
@@ -601,8 +602,8 @@ class TabletopPlayExpert:
         def beside_goal() -> NDArray[np.float64]:
             t = self._dest_point(step["dest"])
             rim = BIN_WALL_H if step["dest"]["kind"] == "bin" else float(self._obj(int(step["dest"]["slot"]))["dims"]["h"])
-            g = t - u_dir() * r_mug
-            g[2] = TABLE_HEIGHT + rim + 0.04 - h_mug + 0.04  # lip ends ~4 cm above the rim after tipping
+            g = t - u_dir() * r_mug  # the lip (the pivot of the tipping) over the target's centre
+            g[2] = TABLE_HEIGHT + rim + POUR_CLEAR  # the vessel's bottom clear of the target's rim
             return g
 
         rot = self._held_rot(side, key)
