@@ -78,7 +78,10 @@ SHARPA_WAVE = register_embodiment(
         # (sites 2.3 mm apart, pad normals 153 deg apart); pre_pinch: 30 % of the way there; power: the
         # pose the fingers settle in around a 35 mm-radius cylinder held against the palm; claw: palm
         # down over an 80 mm-wide object, the four fingertips down its far side and the opposed thumb
-        # tip down its near side, 7 cm below the wrist.
+        # tip down its near side, 7 cm below the wrist. pre_tripod -> tripod: pre_pinch -> pinch with
+        # the middle finger flexed like the index, its pad 2 cm beside the index pad: on a thin rim
+        # the thumb meets the index from one side and the middle rests beside the index, so the
+        # rim cannot turn about the line through the two opposed pads (a two-pad pinch is a hinge).
         grasp_poses={
             "open": _mirror((0.0,) * 22),
             "pre_pinch": _mirror(
@@ -86,6 +89,12 @@ SHARPA_WAVE = register_embodiment(
             ),
             "pinch": _mirror(
                 (1.627, 0.191, -0.524, 0.094, 0.0, 1.367, 0.0, 0.0, 0.0) + (0.0,) * 13
+            ),
+            "pre_tripod": _mirror(
+                (0.488, 0.057, -0.157, 0.028, 0.0, 0.41, 0.0, 0.0, 0.0, 0.41, 0.0, 0.0, 0.0) + (0.0,) * 9
+            ),
+            "tripod": _mirror(
+                (1.627, 0.191, -0.524, 0.094, 0.0, 1.367, 0.0, 0.0, 0.0, 1.367, 0.0, 0.0, 0.0) + (0.0,) * 9
             ),
             "power": _mirror(
                 (-0.14, -0.06, 0.75, 0.07, 1.08, 1.09, -0.01, 0.41, 0.91, 1.18, -0.02, 0.29, 0.94,
@@ -113,6 +122,8 @@ SHARPA_WAVE = register_embodiment(
 )
 
 _DEX3_POWER = (0.0, -0.19, -0.43, 0.51, 0.98, 0.51, 0.98)  # also Dex3's claw (see its grasp_poses comment)
+_DEX3_PRE_PINCH = (0.0, 0.72, -1.5, 1.3, 0.3, 1.3, 0.3)  # also pre_tripod, and pinch also tripod
+_DEX3_PINCH = (0.0, 0.285, -1.35, 1.57, 0.3, 1.57, 0.3)
 
 UNITREE_DEX3 = register_embodiment(
     Embodiment(
@@ -138,11 +149,14 @@ UNITREE_DEX3 = register_embodiment(
         # thumb closes about 16 mm past contact with an 18 mm-thick object at the same depth, so
         # the squeeze does not lift the fingertips up the object. power: closes around a 35 mm-radius
         # cylinder; from above, the same pose is already a claw (thumb down one side of an 80 mm-wide
-        # object, index and middle down the other), so claw = power.
+        # object, index and middle down the other), so claw = power. The pinch already is a tripod
+        # (thumb against index and middle), so pre_tripod/tripod = pre_pinch/pinch.
         grasp_poses={
             "open": _dex3_sides((0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0)),
-            "pre_pinch": _dex3_sides((0.0, 0.72, -1.5, 1.3, 0.3, 1.3, 0.3)),
-            "pinch": _dex3_sides((0.0, 0.285, -1.35, 1.57, 0.3, 1.57, 0.3)),
+            "pre_pinch": _dex3_sides(_DEX3_PRE_PINCH),
+            "pinch": _dex3_sides(_DEX3_PINCH),
+            "pre_tripod": _dex3_sides(_DEX3_PRE_PINCH),
+            "tripod": _dex3_sides(_DEX3_PINCH),
             "power": _dex3_sides(_DEX3_POWER),
             "claw": _dex3_sides(_DEX3_POWER),
         },
