@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from egosim.errors import ConfigError
-from egosim.geometry import axis_angle_to_matrix, look_at_xyaxes, matrix_to_quat
+from egosim.geometry import look_at_xyaxes
 
 HEAD_MODES = ("auto", "natural", "fixed")
 
@@ -69,6 +69,45 @@ def look_at_matrix(eye: NDArray[np.float64], target: NDArray[np.float64]) -> NDA
     return np.column_stack([x, y, np.cross(x, y)])
 
 
+def _look_at_sway_quat(eye: NDArray[np.float64], target: NDArray[np.float64], sway: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Quaternion (w, x, y, z) of `look_at_matrix(eye, target)` turned by the axis-angle `sway` in the
+    camera frame. Plain floats: this runs every control step, where numpy's per-call overhead on
+    3-vectors cost more than the arithmetic (it is checked against `look_at_matrix` in the tests)."""
+    fx, fy, fz = (float(v) for v in (target - eye))
+    n = math.sqrt(fx * fx + fy * fy + fz * fz)
+    zx, zy, zz = -fx / n, -fy / n, -fz / n  # camera +z points away from the target
+    # x = up (world z) cross z, y = z cross x
+    xx, xy_, xz = -zy, zx, 0.0
+    n = math.sqrt(xx * xx + xy_ * xy_)
+    xx, xy_ = xx / n, xy_ / n
+    yx, yy, yz = zy * xz - zz * xy_, zz * xx - zx * xz, zx * xy_ - zy * xx
+    m = [[xx, yx, zx], [xy_, yy, zy], [xz, yz, zz]]
+    ax, ay, az = (float(v) for v in sway)
+    a = math.sqrt(ax * ax + ay * ay + az * az)
+    if a > 1e-12:  # m @ R(sway), Rodrigues
+        ux, uy, uz = ax / a, ay / a, az / a
+        c, s_, v = math.cos(a), math.sin(a), 1.0 - math.cos(a)
+        r = [[c + ux * ux * v, ux * uy * v - uz * s_, ux * uz * v + uy * s_],
+             [uy * ux * v + uz * s_, c + uy * uy * v, uy * uz * v - ux * s_],
+             [uz * ux * v - uy * s_, uz * uy * v + ux * s_, c + uz * uz * v]]
+        m = [[sum(m[i][k] * r[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
+    t = m[0][0] + m[1][1] + m[2][2]
+    if t > 0:
+        s_ = 2.0 * math.sqrt(t + 1.0)
+        q = (0.25 * s_, (m[2][1] - m[1][2]) / s_, (m[0][2] - m[2][0]) / s_, (m[1][0] - m[0][1]) / s_)
+    elif m[0][0] > m[1][1] and m[0][0] > m[2][2]:
+        s_ = 2.0 * math.sqrt(1.0 + m[0][0] - m[1][1] - m[2][2])
+        q = ((m[2][1] - m[1][2]) / s_, 0.25 * s_, (m[0][1] + m[1][0]) / s_, (m[0][2] + m[2][0]) / s_)
+    elif m[1][1] > m[2][2]:
+        s_ = 2.0 * math.sqrt(1.0 + m[1][1] - m[0][0] - m[2][2])
+        q = ((m[0][2] - m[2][0]) / s_, (m[0][1] + m[1][0]) / s_, 0.25 * s_, (m[1][2] + m[2][1]) / s_)
+    else:
+        s_ = 2.0 * math.sqrt(1.0 + m[2][2] - m[0][0] - m[1][1])
+        q = ((m[1][0] - m[0][1]) / s_, (m[0][2] + m[2][0]) / s_, (m[1][2] + m[2][1]) / s_, 0.25 * s_)
+    n = math.sqrt(sum(v * v for v in q)) * (1.0 if q[0] >= 0 else -1.0)
+    return np.array([v / n for v in q])
+
+
 class HeadController:
     """The head's pose each control step, from the palms' positions (see the module docstring)."""
 
@@ -102,7 +141,8 @@ class HeadController:
         """Advances one control step with the palms' current positions; returns (position, quat)."""
         m, dt = self.m, self.dt
         palms = np.asarray(palms, dtype=np.float64)
-        inst = np.linalg.norm(palms - self.prev, axis=1) / dt
+        d = palms - self.prev
+        inst = np.sqrt((d * d).sum(axis=1)) / dt
         self.prev = palms.copy()
         a = 1.0 - math.exp(-dt / m.attention_tau_s)
         self.speed += a * (inst - self.speed)
@@ -140,11 +180,7 @@ class HeadController:
         if n > self.m.max_lean:
             lean *= self.m.max_lean / n
         pos = eye + np.array([lean[0], lean[1], 0.0]) + self.sway_pos
-        rot = look_at_matrix(pos, self.gaze)
-        angle = float(np.linalg.norm(self.sway_rot))
-        if angle > 1e-9:
-            rot = rot @ axis_angle_to_matrix(self.sway_rot / angle, angle)
-        return pos, matrix_to_quat(rot)
+        return pos, _look_at_sway_quat(pos, self.gaze, self.sway_rot)
 
     def _look_point(self, palm: NDArray[np.float64]) -> NDArray[np.float64]:
         p = np.array(palm, dtype=np.float64)
