@@ -70,8 +70,8 @@ class Embodiment:
         max_wrist_rot_speed: Angular speed limit of the commanded wrist (rad/s).
         wrist_force: Force limit of each translational wrist actuator (N).
         wrist_torque: Torque limit of each rotational wrist actuator (N m).
-        grasp_poses: Named hand-joint targets per side (`open`, `pre_pinch`, `pinch`, `power`, `claw`),
-            for experts.
+        grasp_poses: Named hand-joint targets per side (`open`, `pre_pinch`, `pinch`, `pre_tripod`,
+            `tripod`, `power`, `claw`), for experts.
         keypoint_map: Human keypoint name -> site (unprefixed): for a robot, the sites retargeting
             (`egosim.retarget`) matches human keypoints to (fingertips, and the knuckle / PIP / DIP
             (thumb: CMC / MCP / IP) sites the hand has); for the human hand, all 21, which the env

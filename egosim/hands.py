@@ -78,7 +78,10 @@ SHARPA_WAVE = register_embodiment(
         # (sites 2.3 mm apart, pad normals 153 deg apart); pre_pinch: 30 % of the way there; power: the
         # pose the fingers settle in around a 35 mm-radius cylinder held against the palm; claw: palm
         # down over an 80 mm-wide object, the four fingertips down its far side and the opposed thumb
-        # tip down its near side, 7 cm below the wrist.
+        # tip down its near side, 7 cm below the wrist. pre_tripod -> tripod: pre_pinch -> pinch with
+        # the middle finger flexed like the index, its pad 2 cm beside the index pad: on a thin rim
+        # the thumb meets the index from one side and the middle rests beside the index, so the
+        # rim cannot turn about the line through the two opposed pads (a two-pad pinch is a hinge).
         grasp_poses={
             "open": _mirror((0.0,) * 22),
             "pre_pinch": _mirror(
@@ -86,6 +89,12 @@ SHARPA_WAVE = register_embodiment(
             ),
             "pinch": _mirror(
                 (1.627, 0.191, -0.524, 0.094, 0.0, 1.367, 0.0, 0.0, 0.0) + (0.0,) * 13
+            ),
+            "pre_tripod": _mirror(
+                (0.488, 0.057, -0.157, 0.028, 0.0, 0.41, 0.0, 0.0, 0.0, 0.41, 0.0, 0.0, 0.0) + (0.0,) * 9
+            ),
+            "tripod": _mirror(
+                (1.627, 0.191, -0.524, 0.094, 0.0, 1.367, 0.0, 0.0, 0.0, 1.367, 0.0, 0.0, 0.0) + (0.0,) * 9
             ),
             "power": _mirror(
                 (-0.14, -0.06, 0.75, 0.07, 1.08, 1.09, -0.01, 0.41, 0.91, 1.18, -0.02, 0.29, 0.94,
@@ -113,6 +122,8 @@ SHARPA_WAVE = register_embodiment(
 )
 
 _DEX3_POWER = (0.0, -0.19, -0.43, 0.51, 0.98, 0.51, 0.98)  # also Dex3's claw (see its grasp_poses comment)
+_DEX3_PRE_PINCH = (0.0, 0.72, -1.5, 1.3, 0.3, 1.3, 0.3)  # also pre_tripod, and pinch also tripod
+_DEX3_PINCH = (0.0, 0.285, -1.35, 1.57, 0.3, 1.57, 0.3)
 
 UNITREE_DEX3 = register_embodiment(
     Embodiment(
@@ -138,11 +149,14 @@ UNITREE_DEX3 = register_embodiment(
         # thumb closes about 16 mm past contact with an 18 mm-thick object at the same depth, so
         # the squeeze does not lift the fingertips up the object. power: closes around a 35 mm-radius
         # cylinder; from above, the same pose is already a claw (thumb down one side of an 80 mm-wide
-        # object, index and middle down the other), so claw = power.
+        # object, index and middle down the other), so claw = power. The pinch already is a tripod
+        # (thumb against index and middle), so pre_tripod/tripod = pre_pinch/pinch.
         grasp_poses={
             "open": _dex3_sides((0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0)),
-            "pre_pinch": _dex3_sides((0.0, 0.72, -1.5, 1.3, 0.3, 1.3, 0.3)),
-            "pinch": _dex3_sides((0.0, 0.285, -1.35, 1.57, 0.3, 1.57, 0.3)),
+            "pre_pinch": _dex3_sides(_DEX3_PRE_PINCH),
+            "pinch": _dex3_sides(_DEX3_PINCH),
+            "pre_tripod": _dex3_sides(_DEX3_PRE_PINCH),
+            "tripod": _dex3_sides(_DEX3_PINCH),
             "power": _dex3_sides(_DEX3_POWER),
             "claw": _dex3_sides(_DEX3_POWER),
         },
@@ -193,13 +207,16 @@ HUMAN = register_embodiment(
         # Measured on the model by scripts/human_grasp_poses.py (values and measurements in
         # assets/human_hand/README.md). open: flat hand, thumb swung out into the palm plane;
         # pre_pinch: 30 % of the way from open to pinch; pinch: the thumb pad meets the index pad
-        # (index flexed at its MCP); power: settled around a 35 mm-radius cylinder under the
-        # knuckles; claw: palm down over an 80 mm-wide object, four fingertips down its far side and
-        # the opposed thumb down its near side, 5.5 cm below the wrist.
+        # (index flexed at its MCP), closing 16 mm past contact; pre_tripod -> tripod: the same with
+        # the middle finger flexed like the index, beside it; power: settled around a 35 mm-radius
+        # cylinder under the knuckles; claw: palm down over an 80 mm cup, the fingertips and the
+        # opposed thumb tip on a circle around it 5 cm below the wrist, fingers curled over its rim.
         grasp_poses=_mirror_all({
             "open": (-0.3, -0.4, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
             "pre_pinch": (-0.115, -0.177, 0.165, -0.069, 0.38, 0.0, 0.035, 0.009, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
             "pinch": (0.317, 0.345, 0.55, -0.231, 1.266, 0.0, 0.118, 0.03, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+            "pre_tripod": (-0.115, -0.177, 0.165, -0.069, 0.38, 0.0, 0.035, 0.009, 0.38, 0.0, 0.035, 0.009, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+            "tripod": (0.317, 0.345, 0.55, -0.231, 1.266, 0.0, 0.118, 0.03, 1.266, 0.0, 0.118, 0.03, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
             "power": (-0.52, 0.38, 0.22, 0.94, 0.3, 0.0, 0.76, 1.29, 0.31, 0.0, 0.87, 1.28, 0.25, 0.0, 0.68, 1.25, 0.23, 0.0, 0.21, 1.1),
             "claw": (-0.477, 0.576, 0.911, 1.353, 0.352, 0.288, 0.604, 0.049, 0.352, 0.108, 0.604, 0.049, 0.352, 0.141, 0.604, 0.049, 0.352, 0.246, 0.604, 0.049),
         }),

@@ -9,6 +9,8 @@ forward kinematics or by letting the fingers close on a fixed object in simulati
   MCP (as Sharpa Wave's), closing PINCH_PAST beyond contact so that a held object leaves the fingers
   short of their targets and they squeeze; a least-squares search over the thumb and index joints.
 - `pre_pinch`: 30 % of the way from `open` to `pinch` (as on Sharpa Wave).
+- `pre_tripod` -> `tripod`: `pre_pinch` -> `pinch` with the middle finger flexed like the index,
+  beside it (Sharpa Wave's rule): a thin rim pinched by two pads is a hinge, the third pad stops it.
 - `claw`: palm down over an 80 mm-wide object such as pen_in_bin's canister: the fingertip and thumb
   tip pads on a circle around the claw centre (where `GraspGeometry` puts the object's axis), at one
   depth, the fingers curled over the rim (PIP above it, DIP outside the wall) and spread around the
@@ -87,6 +89,11 @@ def pre_pinch(pinch_pose: dict[str, float]) -> dict[str, float]:
     keys = {*OPEN, *pinch_pose}
     return {k: round(OPEN.get(k, 0.0) + PRE_PINCH_FRACTION * (pinch_pose.get(k, 0.0) - OPEN.get(k, 0.0)), 3)
             for k in keys}
+
+
+def with_middle_like_index(pose: dict[str, float]) -> dict[str, float]:
+    """The pose with the middle finger's flexion copied from the index (the tripod poses)."""
+    return {**pose, **{f"middle_{j}": pose.get(f"index_{j}", 0.0) for j in ("MCP_FE", "PIP", "DIP")}}
 
 
 def claw() -> dict[str, float]:
@@ -181,7 +188,9 @@ def main() -> None:
     report("claw", c)
     report("power", w)
     print("\nin joint order (egosim/hands.py):")
-    for name, pose in (("open", OPEN), ("pre_pinch", pre), ("pinch", p), ("power", w), ("claw", c)):
+    poses = (("open", OPEN), ("pre_pinch", pre), ("pinch", p), ("pre_tripod", with_middle_like_index(pre)),
+             ("tripod", with_middle_like_index(p)), ("power", w), ("claw", c))
+    for name, pose in poses:
         print(f"    {name}: {as_tuple(pose)}")
 
 

@@ -1,32 +1,40 @@
 """Scripted expert for dish_rack, written once against semantic handles (any embodiment).
 
-One rim grasp serves both hands: a pinch whose palm faces the plate's eating face, yawed (by the
-pinch axis measured on the hand model, `GraspGeometry`) so that the thumb -> fingers direction
-points from the edge toward the plate's centre, and pitched so that direction rises steeply out of
-the plate's plane: the thumb closes under the edge, the fingers on the rim's inner slope. The
-steepness is measured, not named: as steep as the wrist's workspace lets the hand reach a rim on
-the table, less 5 degrees, at most 80 (about 71 degrees on Dex3, 52 on Sharpa Wave, whose thick
-fingertips need a flatter hand). The grip target lies past the pinch pose (the rim is thinner than
-what the pinch pose was made for).
+One rim grasp serves both hands: a three-finger pinch (the embodiment's `pre_tripod` -> `tripod`
+poses: thumb against index, middle beside the index; Dex3's pinch already is one) whose palm
+faces the plate's eating face, yawed (by the pinch axis measured on the hand model,
+`GraspGeometry`) so that the thumb -> fingers direction points from the edge toward the plate's
+centre, and pitched so that direction rises steeply out of the plate's plane: the thumb closes
+under the edge, the fingers on the rim's inner slope. Two opposed fingertip pads on a 3 mm rim
+are a hinge about the line through their contacts (rolling friction alone resists it); with
+Sharpa Wave's thumb-index pinch the plate turned up to 45 degrees about that line while being
+tipped up, and the third pad stops it. The steepness is measured, not named: as steep as the
+wrist's workspace lets the hand reach a rim on the table, less 5 degrees, at most 80 (about 71
+degrees on Dex3, 52 on Sharpa Wave, whose thick fingertips need a flatter hand). The grip target
+lies past the pinch pose (the rim is thinner than what the pinch pose was made for).
 
 Per plate (in order 0, 1, 2) the left hand pinches the plate's near rim from above and stands it up
 by pivoting it about its far edge, which stays on the table (closed loop, 15 degrees a step, from
 where the plate really is), so the grip never carries the plate at a lever arm. It lifts the
 upright plate 4.5 cm (face toward +x, as the rack's slots want it), carries it slowly to the
-handover point and stands it on its edge there: a thin rim pinched by two fingertips is a hinge,
-and the table holds the plate still for the other hand. The right hand comes round the plate
-(through a waypoint above and right of its grasp, clear of the rack) and pinches the plate's rim
-70 degrees from its top the same way; the left opens and backs away. The right hand lifts the plate
-12 cm, lets it swing to hang under the grip, turns it upright (face toward +x), carries it over slot
-i (nearest slot first: the hand works on the plate's far side), turns it upright again, lowers it,
-closed loop on the plate's lowest point, into the slot, opens, slides off the rim, rises above the
-rack and goes back. Meanwhile the left hand fetches the next plate and waits with it until the
-right hand is free. A plate the left hand drops before the handover is picked again (twice at most).
+handover point and stands it on its edge there: the table holds the plate still for the other
+hand. The right hand comes round the plate (through a waypoint above and right of its grasp,
+clear of the rack) and pinches the plate's rim 70 degrees from its top the same way; the left
+opens and backs away. The right hand lifts the plate 12 cm, lets it settle in the grip, turns it
+upright (face toward +x), carries it beside slot i (nearest slot first: the hand works on the
+plate's far side) in the slot's plane, then along the slot over it (a straight path swept the
+plate through the tops of the plates already in the nearer slots and pushed them out), turns it
+upright again, lowers it, closed loop on the plate's lowest point, into the slot, opens, slides
+off the rim, rises above the rack and goes back. Meanwhile the left hand fetches the next plate
+and waits with it until the right hand is free; after the last plate it waits beside the
+handover point until the right hand has carried the plate off (on its way home it crossed the
+plate). A plate the left hand drops before the handover is picked again (twice at most).
 
-Status (measured on the 50 evaluation states): Dex3 49/50. Sharpa Wave 0/50, mean score about 0.5:
-picks and handovers mostly work, but the plate turns in Sharpa's fingertip pinch (it is tipped up
-yawed by up to 45 degrees and reaches the handover tilted), so the right hand lowers it onto a peg
-row instead of into the slot. Work in progress; nothing here is physically out of reach for the hand.
+Status (measured on the 50 evaluation states, `egosim eval tasks=[dish_rack]
+embodiments=[sharpa_wave,unitree_dex3] policy=expert episodes=50 workers=1`, in
+`docs/results/expert50-dish_rack.json`): Sharpa Wave 49/50 (mean score 0.98), Dex3 50/50. Sharpa's
+miss, state 32: the plate slips out of the left hand's pinch as it is set on its edge at the
+handover point, and the retries do not recover it (score 0.44).
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ RIGHT_GRIP_DEG = 70.0  # the right hand's grip point, degrees from the plate's t
 SIDE_WAYPOINT = 0.05  # the right hand's approach waypoint, this far right of its grip pose (m)
 SLOT_CLEARANCE = 0.006  # the plate's lowest point above the rack base when released
 SLOT_EDGE_DX = 0.005  # the edge goes this far past the slot's centre (the rim slopes back from it)
+SLIDE_IN = 2 * PLATE_R + 0.01  # the plate comes over its slot from this far beside it along the slot (+y)
 CLEAR_ABOVE = 0.2  # the right wrist rises this far above a standing plate's top before leaving the rack
 MAX_RETRIES = 2  # a plate the left hand drops before the handover is picked again this often
 _Z = np.array([0.0, 0.0, 1.0])
@@ -81,11 +90,13 @@ class DishRackExpert:
         self.pose = {}
         for s in SIDES:
             lim = self.emb.joint_limits(s)
-            pre, pinch = self.emb.grasp_pose("pre_pinch", s), self.emb.grasp_pose("pinch", s)
+            # A three-finger pinch: two opposed fingertip pads on a thin rim are a hinge about the
+            # line through them; a third pad beside them stops that turn.
+            pre, pinch = self.emb.grasp_pose("pre_tripod", s), self.emb.grasp_pose("tripod", s)
             # The rim is thinner than what the pinch pose was made for: aim past it so the fingers squeeze.
             self.pose[s] = {
                 "open": self.emb.grasp_pose("open", s),
-                "pre_pinch": pre,
+                "pre_tripod": pre,
                 "grip": np.clip(pinch + 0.5 * (pinch - pre), lim[:, 0], lim[:, 1]),
             }
         self.geo = {s: GraspGeometry.measure(self.emb, s) for s in SIDES}
@@ -257,11 +268,14 @@ class DishRackExpert:
         def right_free() -> bool:
             return i == 0 or self.scripts["right"].at(f"R{i - 1}_release")
 
+        def plate_gone() -> bool:
+            return self.scripts["right"].at(f"R{i}_lower")
+
         g = self._hand(side, "grip")
         n_piv = int(np.ceil(STAND_DEG / PIVOT_STEP_DEG)) + 3  # extra steps catch up with a plate that lags the hand
         return [
-            Stage(f"{key}_above", grip(0.06), self._hand(side, "pre_pinch"), max_s=5.0, tol_pos=0.01, tol_rot=0.1),
-            Stage(f"{key}_descend", grip(0.0), self._hand(side, "pre_pinch"), speed=0.4, max_s=3.0),
+            Stage(f"{key}_above", grip(0.06), self._hand(side, "pre_tripod"), max_s=5.0, tol_pos=0.01, tol_rot=0.1),
+            Stage(f"{key}_descend", grip(0.0), self._hand(side, "pre_tripod"), speed=0.4, max_s=3.0),
             Stage(f"{key}_pinch", lambda: self._once(f"{key}_at", grip(0.0)), g, min_s=0.7, hand_blend_s=0.5),
             *[Stage(f"{key}_tilt{k}", pivot(k), g, speed=0.3, hand_blend_s=0.01, tol_pos=0.003, max_s=2.5) for k in range(n_piv)],
             Stage(f"{key}_lift", up(CARRY_LIFT), g, speed=0.15, hand_blend_s=0.01),
@@ -270,8 +284,12 @@ class DishRackExpert:
             Stage(f"{key}_set", handover(0.004), g, speed=0.15, max_s=2.0, hand_blend_s=0.01),
             Stage(f"{key}_hold", handover(0.004), g, hand_blend_s=0.01, max_s=15.0, done=right_holds),
             Stage(f"{key}_release", lambda: self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side)),
-                  self._hand(side, "pre_pinch"), min_s=0.5, hand_blend_s=0.4),
+                  self._hand(side, "pre_tripod"), min_s=0.5, hand_blend_s=0.4),
             Stage(f"{key}_away", away, self._hand(side, "open"), speed=0.6, max_s=3.0, tol_pos=0.01),
+            # After the last plate the left hand goes home, across the handover point: only once the
+            # right hand has carried the plate off (the next plates lie on the far side, clear of it).
+            *([Stage(f"{key}_clear", away, self._hand(side, "open"), max_s=20.0, done=plate_gone)]
+              if i == N_PLATES - 1 else []),
         ]
 
     # ------------------------------------------------------------------ right hand: take over, place in the rack
@@ -314,13 +332,13 @@ class DishRackExpert:
 
             return target
 
-        def over_slot(h: float, fix: str = "fix") -> Callable[[], Pose]:
+        def over_slot(h: float, fix: str = "fix", dy: float = 0.0) -> Callable[[], Pose]:
             """Closed loop on the plate's lowest point (it may turn in the pinch): the wrist moves by
-            the remaining error of that point, in the upright orientation."""
+            the remaining error of that point (`dy` beside the slot along it), in the upright orientation."""
 
             def target() -> Pose:
                 _, r = self._once(f"{key}_{fix}", lambda: self._upright_fix(side, i))
-                goal = task.slot_center(i) + np.array([SLOT_EDGE_DX, 0.0, h])
+                goal = task.slot_center(i) + np.array([SLOT_EDGE_DX, dy, h])
                 p, _ = self.env.commanded_wrist_pose(side)
                 return p + (goal - self._lowest(i)), r
 
@@ -344,7 +362,7 @@ class DishRackExpert:
             return np.array([self.emb.home_wrist_pos[side][0], p[1], p[2]]), r
 
         g = self._hand(side, "grip")
-        pre = self._hand(side, "pre_pinch")
+        pre = self._hand(side, "pre_tripod")
         return [
             Stage(f"{key}_wait", lambda: self._home(side), pre, max_s=40.0, done=left_at_handover, tol_pos=0.05, tol_rot=1.0),
             Stage(f"{key}_settle", lambda: self._home(side), pre, min_s=0.5, max_s=1.0, tol_pos=0.05, tol_rot=1.0),
@@ -355,7 +373,11 @@ class DishRackExpert:
             Stage(f"{key}_hold", lambda: self._once(f"{key}_at", grip(0.0)), g, max_s=6.0, done=left_away, hand_blend_s=0.01),
             Stage(f"{key}_raise", raise_(RAISE), g, speed=0.2, hand_blend_s=0.01),
             Stage(f"{key}_settle_swing", raise_(RAISE), g, min_s=1.2, hand_blend_s=0.01),
-            Stage(f"{key}_over", over_slot(PEG_H + 0.025), g, speed=0.35, max_s=4.0, hand_blend_s=0.01),
+            # Beside the rack first, in the slot's plane, then along the slot: the plate never sweeps
+            # through the tops of the plates already standing in the nearer slots.
+            Stage(f"{key}_beside", over_slot(PEG_H + 0.025, dy=SLIDE_IN), g, speed=0.35, max_s=4.0, tol_pos=0.01,
+                  hand_blend_s=0.01),
+            Stage(f"{key}_over", over_slot(PEG_H + 0.025), g, speed=0.35, max_s=3.0, hand_blend_s=0.01),
             Stage(f"{key}_align", over_slot(PEG_H + 0.025, "fix2"), g, min_s=0.8, speed=0.3, max_s=3.0, hand_blend_s=0.01),
             Stage(f"{key}_lower", over_slot(SLOT_CLEARANCE, "fix2"), g, speed=0.25, max_s=3.0, tol_pos=0.004, hand_blend_s=0.01),
             Stage(f"{key}_release", lambda: self._once(f"{key}_release", lambda: self.env.commanded_wrist_pose(side)), pre,

@@ -51,3 +51,20 @@ def test_claw_reaches_past_the_palm(embodiment: str, side: str) -> None:
     assert geo.claw_center[0] > geo.palm_center[0] + 0.02
     assert geo.claw_center[2] > geo.palm_center[2] + 0.03
     assert abs(geo.claw_center[1]) < 0.02
+
+
+@pytest.mark.parametrize("embodiment", list(embodiment_names()))
+@pytest.mark.parametrize("side", SIDES)
+def test_tripod_puts_two_fingertips_against_the_thumb(embodiment: str, side: str) -> None:
+    """The tripod closes two fingertips onto the thumb, spread apart: on a thin rim the second pad keeps
+    the rim from turning about the line through the thumb and the first (which a two-pad pinch allows)."""
+    emb = get_embodiment(embodiment)
+    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
+    data = mujoco.MjData(model)
+    data.qpos[[model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]] = emb.grasp_pose("tripod", side)
+    mujoco.mj_kinematics(model, data)
+    tip = {s: data.site_xpos[model.site(s).id] for s in emb.fingertip_sites}
+    thumb = tip[emb.fingertip_sites[0]]
+    partners = [s for s in emb.fingertip_sites[1:] if np.linalg.norm(tip[s] - thumb) < 0.035]
+    assert len(partners) >= 2, {s: float(np.linalg.norm(p - thumb)) for s, p in tip.items()}
+    assert max(np.linalg.norm(tip[a] - tip[b]) for a in partners for b in partners) > 0.015

@@ -2,8 +2,8 @@
 
 Predicates (default suite): a plate standing in a rack slot counts as in the rack, one lying flat in
 the rack does not, nor one standing outside the rack or lifted without a hand. Expert (default
-suite, one episode per hand): pick and handover of plate 0 and a full solve of evaluation state 0
-(xfail on Sharpa Wave, where the expert is still below target); slow: >= 80% over all 50 states.
+suite, one episode per hand): pick and handover of plate 0 and a full solve of evaluation state 0;
+slow: >= 80% over all 50 states.
 """
 
 from __future__ import annotations
@@ -121,11 +121,7 @@ def test_expert_picks_and_hands_over_a_plate(embodiment: str) -> None:
     assert not (r["sim_unstable"] or r["mujoco_warnings"])
 
 
-_WIP = pytest.mark.xfail(reason="work in progress: on Sharpa Wave the plate turns in the pinch and misses the slot",
-                         strict=False)
-
-
-@pytest.mark.parametrize("embodiment", [pytest.param(e, marks=_WIP) if e == "sharpa_wave" else e for e in EMBODIMENTS])
+@pytest.mark.parametrize("embodiment", EMBODIMENTS)
 def test_expert_solves_an_evaluation_state(embodiment: str) -> None:
     """End to end on evaluation state 0: all three plates upright in the rack at one instant."""
     r = _state0(embodiment)
