@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from egosim.errors import ConfigError
-from egosim.geometry import look_at_xyaxes
+from egosim.geometry import look_at_xyaxes, matrix_rows_to_quat, rotvec_matrix_rows
 
 HEAD_MODES = ("auto", "natural", "fixed")
 
@@ -82,30 +82,10 @@ def _look_at_sway_quat(eye: NDArray[np.float64], target: NDArray[np.float64], sw
     xx, xy_ = xx / n, xy_ / n
     yx, yy, yz = zy * xz - zz * xy_, zz * xx - zx * xz, zx * xy_ - zy * xx
     m = [[xx, yx, zx], [xy_, yy, zy], [xz, yz, zz]]
-    ax, ay, az = (float(v) for v in sway)
-    a = math.sqrt(ax * ax + ay * ay + az * az)
-    if a > 1e-12:  # m @ R(sway), Rodrigues
-        ux, uy, uz = ax / a, ay / a, az / a
-        c, s_, v = math.cos(a), math.sin(a), 1.0 - math.cos(a)
-        r = [[c + ux * ux * v, ux * uy * v - uz * s_, ux * uz * v + uy * s_],
-             [uy * ux * v + uz * s_, c + uy * uy * v, uy * uz * v - ux * s_],
-             [uz * ux * v - uy * s_, uz * uy * v + ux * s_, c + uz * uz * v]]
+    if any(sway):  # m @ R(sway)
+        r = rotvec_matrix_rows(*(float(v) for v in sway))
         m = [[sum(m[i][k] * r[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
-    t = m[0][0] + m[1][1] + m[2][2]
-    if t > 0:
-        s_ = 2.0 * math.sqrt(t + 1.0)
-        q = (0.25 * s_, (m[2][1] - m[1][2]) / s_, (m[0][2] - m[2][0]) / s_, (m[1][0] - m[0][1]) / s_)
-    elif m[0][0] > m[1][1] and m[0][0] > m[2][2]:
-        s_ = 2.0 * math.sqrt(1.0 + m[0][0] - m[1][1] - m[2][2])
-        q = ((m[2][1] - m[1][2]) / s_, 0.25 * s_, (m[0][1] + m[1][0]) / s_, (m[0][2] + m[2][0]) / s_)
-    elif m[1][1] > m[2][2]:
-        s_ = 2.0 * math.sqrt(1.0 + m[1][1] - m[0][0] - m[2][2])
-        q = ((m[0][2] - m[2][0]) / s_, (m[0][1] + m[1][0]) / s_, 0.25 * s_, (m[1][2] + m[2][1]) / s_)
-    else:
-        s_ = 2.0 * math.sqrt(1.0 + m[2][2] - m[0][0] - m[1][1])
-        q = ((m[1][0] - m[0][1]) / s_, (m[0][2] + m[2][0]) / s_, (m[1][2] + m[2][1]) / s_, 0.25 * s_)
-    n = math.sqrt(sum(v * v for v in q)) * (1.0 if q[0] >= 0 else -1.0)
-    return np.array([v / n for v in q])
+    return matrix_rows_to_quat(m)
 
 
 class HeadController:

@@ -67,6 +67,7 @@ DENSITY = 1100.0  # soft tissue and bone (kg/m^3)
 # the rest of the hand 0.8. MuJoCo takes the larger of two geoms' coefficients, so against egosim's
 # props (1.0) the pads' value is what acts.
 PAD_FRICTION = "1 0.005 0.0001"
+PAD_CONDIM = 3  # 4 would add torsional friction (a soft finger's contact patch)
 SKIN_FRICTION = "0.8 0.005 0.0001"
 
 DEG = math.pi / 180.0
@@ -343,7 +344,7 @@ def hand_xml(side: str) -> str:
         f'        <geom friction="{SKIN_FRICTION}" rgba="{SKIN}"/>',
         "      </default>",
         '      <default class="pad">',
-        f'        <geom friction="{PAD_FRICTION}" rgba="{PAD}"/>',
+        f'        <geom condim="{PAD_CONDIM}" friction="{PAD_FRICTION}" rgba="{PAD}"/>',
         "      </default>",
         '      <default class="frame">',
         '        <site size="0.004" group="4" rgba="0.2 0.2 1 1"/>',
