@@ -87,6 +87,10 @@ class Embodiment:
         tags: `robot` for the benchmark's robot hands (what `embodiments=all` selects), `human` for the
             demonstrator, plus descriptive tags.
         head_motion: How the ego camera moves (`egosim.head`); None: a head camera fixed on the robot.
+        pinch_hold: Where experts place a thin object (a marker) in a top-down pinch, from the pinch
+            point (0: where the pads meet closing on nothing) to where the closing pads first meet an
+            object of its thickness from both sides (1, `GraspGeometry.center_at_width`). Measured per
+            hand by expert success; see `egosim.hands`.
     """
 
     name: str
@@ -110,6 +114,7 @@ class Embodiment:
     palm_site: str = "palm_center"
     tags: frozenset[str] = frozenset()
     head_motion: HeadMotion | None = None
+    pinch_hold: float = 0.0
 
     def __post_init__(self) -> None:
         for pose, per_side in self.grasp_poses.items():
@@ -119,6 +124,8 @@ class Embodiment:
         for key in self.keypoint_map:
             if key not in HUMAN_KEYPOINTS:
                 raise InvalidChoiceError("human keypoint", key, HUMAN_KEYPOINTS)
+        if not 0.0 <= self.pinch_hold <= 1.0:
+            raise ConfigError(f"{self.name}: pinch_hold must be in [0, 1], got {self.pinch_hold}")
         if not self.human_scale > 0.0:
             raise ConfigError(f"{self.name}: human_scale must be > 0, got {self.human_scale}")
         for side in SIDES:

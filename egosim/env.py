@@ -49,7 +49,6 @@ from egosim.errors import ConfigError, InvalidActionError, InvalidChoiceError
 from egosim.geometry import ROT6D_FROM_XMAT
 from egosim.rendering import CameraRenderer
 from egosim.head import HeadController
-from egosim.keypoints import canonical_wrist_pose
 from egosim.rig import (
     CAMERAS,
     DEFAULT_TIMESTEP,
@@ -176,6 +175,8 @@ class EgosimEnv(gym.Env):
         if emb.is_human:
             self._keypoint_sites = np.array([[self.model.site(Embodiment.prefixed(s, emb.keypoint_map[k])).id
                                               for k in HUMAN_KEYPOINTS] for s in SIDES], dtype=np.intp)
+        self._kp_middle, self._kp_index, self._kp_little = (
+            HUMAN_KEYPOINTS.index(k) for k in ("middle_knuckle", "index_knuckle", "little_knuckle"))
         self._palm_sites = np.array([self.rig.hands[s].palm_site for s in SIDES], dtype=np.intp)
         self._head: HeadController | None = None
         if moving_head(emb, rig_config):
@@ -319,7 +320,9 @@ class EgosimEnv(gym.Env):
             raise ConfigError(f"{self.embodiment.name} has no human keypoint sites; only the human embodiment does")
         d = self.data
         keypoints = d.site_xpos[self._keypoint_sites]
-        wrist = np.stack([canonical_wrist_pose(keypoints[i], side) for i, side in enumerate(SIDES)])
+        wrist = np.zeros((2, 7))
+        for i in range(2):
+            self._canonical_wrist(keypoints[i], 1.0 if SIDES[i] == "right" else -1.0, wrist[i])
         cam = self.rig.cameras["ego_view"]
         camera = np.zeros(7)
         camera[:3] = d.cam_xpos[cam]
@@ -330,6 +333,22 @@ class EgosimEnv(gym.Env):
             "wrist_pose": wrist,
             "camera_pose": camera,
         }
+
+    def _canonical_wrist(self, kp: NDArray[np.float64], sign: float, out: NDArray[np.float64]) -> None:
+        """`egosim.keypoints.canonical_wrist_pose` of one hand's keypoints, written with MuJoCo's
+        vector helpers: it runs every step, where numpy's per-call overhead on 3-vectors dominates
+        (the tests check it against `canonical_wrist_pose`)."""
+        w, mid, idx, lit = kp[0], kp[self._kp_middle], kp[self._kp_index], kp[self._kp_little]
+        x, a, b, n, y = np.empty(3), idx - w, lit - w, np.empty(3), np.empty(3)
+        x[:] = mid - w
+        mujoco.mju_normalize3(x)
+        mujoco.mju_cross(n, a, b)
+        n *= sign
+        n -= mujoco.mju_dot3(n, x) * x
+        mujoco.mju_normalize3(n)
+        mujoco.mju_cross(y, n, x)
+        out[:3] = w
+        mujoco.mju_mat2Quat(out[3:], np.array([x, y, n]).T.ravel())
 
     def _set_head(self, pos: NDArray[np.float64], quat: NDArray[np.float64]) -> None:
         k = self.rig.head_mocap

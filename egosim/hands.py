@@ -207,18 +207,24 @@ HUMAN = register_embodiment(
         # Measured on the model by scripts/human_grasp_poses.py (values and measurements in
         # assets/human_hand/README.md). open: flat hand, thumb swung out into the palm plane;
         # pre_pinch: 30 % of the way from open to pinch; pinch: the thumb pad meets the index pad
-        # (index flexed at its MCP); power: settled around a 35 mm-radius cylinder under the
-        # knuckles; claw: palm down over an 80 mm-wide object, four fingertips down its far side and
-        # the opposed thumb down its near side, 5.5 cm below the wrist.
+        # (index flexed at its MCP), closing 16 mm past contact; pre_tripod -> tripod: the same with
+        # the middle finger flexed like the index, beside it; power: settled around a 35 mm-radius
+        # cylinder under the knuckles; claw: palm down over an 80 mm cup, the fingertips and the
+        # opposed thumb tip on a circle around it 5 cm below the wrist, fingers curled over its rim.
         grasp_poses=_mirror_all({
             "open": (-0.3, -0.4, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
             "pre_pinch": (-0.115, -0.177, 0.165, -0.069, 0.38, 0.0, 0.035, 0.009, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
             "pinch": (0.317, 0.345, 0.55, -0.231, 1.266, 0.0, 0.118, 0.03, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
-            "power": (-0.53, 0.38, 0.2, 0.94, 0.29, 0.0, 0.77, 1.29, 0.31, 0.0, 0.88, 1.28, 0.25, 0.0, 0.68, 1.25, 0.23, 0.0, 0.21, 1.09),
-            "claw": (-0.476, 0.567, 0.91, 1.349, 0.611, 0.128, 0.049, 0.048, 0.611, 0.137, 0.049, 0.048, 0.611, 0.164, 0.049, 0.048, 0.611, 0.249, 0.049, 0.048),
+            "pre_tripod": (-0.115, -0.177, 0.165, -0.069, 0.38, 0.0, 0.035, 0.009, 0.38, 0.0, 0.035, 0.009, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+            "tripod": (0.317, 0.345, 0.55, -0.231, 1.266, 0.0, 0.118, 0.03, 1.266, 0.0, 0.118, 0.03, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+            "power": (-0.52, 0.38, 0.22, 0.94, 0.3, 0.0, 0.76, 1.29, 0.31, 0.0, 0.87, 1.28, 0.25, 0.0, 0.68, 1.25, 0.23, 0.0, 0.21, 1.1),
+            "claw": (-0.477, 0.576, 0.911, 1.353, 0.352, 0.288, 0.604, 0.049, 0.352, 0.108, 0.604, 0.049, 0.352, 0.141, 0.604, 0.049, 0.352, 0.246, 0.604, 0.049),
         }),
         keypoint_map={k: ("wrist" if k == "wrist" else f"kp_{k}") for k in HUMAN_KEYPOINTS},
         tags=frozenset({"human", "20dof"}),
         head_motion=HeadMotion(),
+        # Its pads meet a marker 3 cm from where they close on nothing (scripts/human_grasp_poses.py's
+        # pinch closes 16 mm past contact to squeeze): experts hold the marker where the pads meet it.
+        pinch_hold=1.0,
     )
 )

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from egosim.errors import ConfigError
-from egosim.geometry import axis_angle_to_matrix, look_at_xyaxes, matrix_to_quat
+from egosim.geometry import look_at_xyaxes, matrix_rows_to_quat, rotvec_matrix_rows
 
 HEAD_MODES = ("auto", "natural", "fixed")
 
@@ -69,6 +69,25 @@ def look_at_matrix(eye: NDArray[np.float64], target: NDArray[np.float64]) -> NDA
     return np.column_stack([x, y, np.cross(x, y)])
 
 
+def _look_at_sway_quat(eye: NDArray[np.float64], target: NDArray[np.float64], sway: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Quaternion (w, x, y, z) of `look_at_matrix(eye, target)` turned by the axis-angle `sway` in the
+    camera frame. Plain floats: this runs every control step, where numpy's per-call overhead on
+    3-vectors cost more than the arithmetic (it is checked against `look_at_matrix` in the tests)."""
+    fx, fy, fz = (float(v) for v in (target - eye))
+    n = math.sqrt(fx * fx + fy * fy + fz * fz)
+    zx, zy, zz = -fx / n, -fy / n, -fz / n  # camera +z points away from the target
+    # x = up (world z) cross z, y = z cross x
+    xx, xy_, xz = -zy, zx, 0.0
+    n = math.sqrt(xx * xx + xy_ * xy_)
+    xx, xy_ = xx / n, xy_ / n
+    yx, yy, yz = zy * xz - zz * xy_, zz * xx - zx * xz, zx * xy_ - zy * xx
+    m = [[xx, yx, zx], [xy_, yy, zy], [xz, yz, zz]]
+    if any(sway):  # m @ R(sway)
+        r = rotvec_matrix_rows(*(float(v) for v in sway))
+        m = [[sum(m[i][k] * r[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
+    return matrix_rows_to_quat(m)
+
+
 class HeadController:
     """The head's pose each control step, from the palms' positions (see the module docstring)."""
 
@@ -102,7 +121,8 @@ class HeadController:
         """Advances one control step with the palms' current positions; returns (position, quat)."""
         m, dt = self.m, self.dt
         palms = np.asarray(palms, dtype=np.float64)
-        inst = np.linalg.norm(palms - self.prev, axis=1) / dt
+        d = palms - self.prev
+        inst = np.sqrt((d * d).sum(axis=1)) / dt
         self.prev = palms.copy()
         a = 1.0 - math.exp(-dt / m.attention_tau_s)
         self.speed += a * (inst - self.speed)
@@ -140,11 +160,7 @@ class HeadController:
         if n > self.m.max_lean:
             lean *= self.m.max_lean / n
         pos = eye + np.array([lean[0], lean[1], 0.0]) + self.sway_pos
-        rot = look_at_matrix(pos, self.gaze)
-        angle = float(np.linalg.norm(self.sway_rot))
-        if angle > 1e-9:
-            rot = rot @ axis_angle_to_matrix(self.sway_rot / angle, angle)
-        return pos, matrix_to_quat(rot)
+        return pos, _look_at_sway_quat(pos, self.gaze, self.sway_rot)
 
     def _look_point(self, palm: NDArray[np.float64]) -> NDArray[np.float64]:
         p = np.array(palm, dtype=np.float64)

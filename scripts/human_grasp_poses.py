@@ -3,16 +3,19 @@
 Each pose is found the way the robot hands' were (assets/*/README.md), by a search over the model's
 forward kinematics or by letting the fingers close on a fixed object in simulation:
 
-- `pinch`: thumb pad meets the index pad (tip sites together, pad normals opposed), the index flexed
-  mostly at its MCP; a least-squares search over the thumb and index joints.
 - `open`: the flat hand with the thumb swung out into the palm plane (its zero pose stands 35 deg
   out of the palm, where it would meet objects under the hand first).
-- `pre_pinch`: the pinch opened level with the palm: pad sites 56 mm apart at the depth where they
-  meet (see `pre_pinch`).
-- `claw`: palm down over an 80 mm-wide object: the four fingertips curled down its far side and the
-  opposed thumb tip down its near side at the same depth, 80 mm behind them; a least-squares search
-  over the thumb joints with the fingers at a fixed curl.
-- `power`: the pose the fingers settle in around a fixed 35 mm-radius cylinder held against the palm
+- `pinch`: the thumb pad meets the index pad, pad normals opposed, the index flexed mostly at its
+  MCP (as Sharpa Wave's), closing PINCH_PAST beyond contact so that a held object leaves the fingers
+  short of their targets and they squeeze; a least-squares search over the thumb and index joints.
+- `pre_pinch`: 30 % of the way from `open` to `pinch` (as on Sharpa Wave).
+- `pre_tripod` -> `tripod`: `pre_pinch` -> `pinch` with the middle finger flexed like the index,
+  beside it (Sharpa Wave's rule): a thin rim pinched by two pads is a hinge, the third pad stops it.
+- `claw`: palm down over an 80 mm-wide object such as pen_in_bin's canister: the fingertip and thumb
+  tip pads on a circle around the claw centre (where `GraspGeometry` puts the object's axis), at one
+  depth, the fingers curled over the rim (PIP above it, DIP outside the wall) and spread around the
+  object; a least-squares search over the thumb, the fingers' common curl and their abduction.
+- `power`: the pose the fingers settle in around a fixed 35 mm-radius cylinder under the knuckles
   (full flexion commanded for 1 s).
 
     python scripts/human_grasp_poses.py     # prints the poses and their measurements (needs scipy)
@@ -28,16 +31,15 @@ from egosim.paths import asset_path
 
 FINGERS = ("index", "middle", "ring", "little")
 XML = str(asset_path("human_hand", "right_hand.xml"))
-SIDE_GAP = 0.018  # neighbouring fingertips at least this far apart sideways (they do not cross)
+OPEN = {"thumb_CMC_FE": -0.3, "thumb_CMC_AA": -0.4}  # flat hand, thumb swung out into the palm plane
+PINCH_PAST = 0.016  # the pinch's tip sites cross this far (m) along the thumb pad's normal
+PRE_PINCH_FRACTION = 0.3
 CLAW_RADIUS = 0.042  # fingertip sites around an 80 mm-wide (40 mm-radius) object, 2 mm out
 CLAW_CURL = np.array([0.50, 0.50, 0.35])  # preferred MCP_FE, PIP, DIP of every finger in the claw
 CLAW_DEPTH = 0.055  # fingertip sites this far below the wrist (along the palm normal)
+RIM_BELOW_PALM = 0.012  # pen_in_bin's expert puts the canister's rim this far below the palm face
+SIDE_GAP = 0.018  # neighbouring fingertips at least this far apart sideways (they do not cross)
 POWER_RADIUS = 0.035
-PINCH_LEVEL = 0.0
-PINCH_PAST = 0.016
-PRE_MODE = 'fraction'
-PRE_PINCH_HALF = 0.028  # pad sites this far from where they meet in pre_pinch
-OPEN = {"thumb_CMC_FE": -0.3, "thumb_CMC_AA": -0.4}  # flat hand, thumb swung out into the palm plane
 POWER_X = 0.09  # cylinder axis under the knuckles: nearer the wrist, the thenar eminence pushes it out
 
 
@@ -77,48 +79,21 @@ def pinch() -> dict[str, float]:
         _set(model, data, dict(zip(names, x)))
         t, i = data.site("thumb_tip"), data.site("index_tip")
         margin = np.maximum(0, lo + 0.12 - x) + np.maximum(0, x - hi + 0.12)  # stay off the joint limits
-        # Pads opposed and facing sideways (normals in the palm plane): closing on an object under a
-        # palm-down hand, neither pad wedges it up or down (tilted pads squirted a marker out).
-        level = np.array([t.xmat[8], i.xmat[8]]) * PINCH_LEVEL
-        # Past contact: the sites cross by PINCH_PAST along the thumb's pad normal, so that a held object
-        # leaves the fingers short of their targets and they squeeze.
         past = (t.xpos - i.xpos) - PINCH_PAST * t.xmat[[2, 5, 8]]
-        return np.concatenate([past * 100, (t.xmat[[2, 5, 8]] + i.xmat[[2, 5, 8]]) * 0.7, level,
-                               margin * 10])
+        return np.concatenate([past * 100, (t.xmat[[2, 5, 8]] + i.xmat[[2, 5, 8]]) * 0.7, margin * 10])
 
-    return dict(zip(names, np.round(_solve(res, lo, hi), 3)))
+    return {k: round(float(v), 3) for k, v in zip(names, _solve(res, lo, hi))}
 
 
 def pre_pinch(pinch_pose: dict[str, float]) -> dict[str, float]:
-    """The pinch opened at its own depth: the thumb swung back about its CMC flexion axis (the palm
-    normal, so its tip moves level with the palm) and the index opened at the MCP while its PIP takes
-    up the depth, until the pad sites are 2 x PRE_PINCH_HALF apart, level with where they meet.
-    Closing from here to `pinch` brings the pads together at one height; 30 % of the way from `open`
-    (Sharpa Wave's pre_pinch) had the thumb arrive first and sweep 8 mm down past contact, shoving
-    a marker along the table."""
-    model, data = _model()
-    names = list(pinch_pose)
-    lo, hi = _limits(model, names)
-    _set(model, data, pinch_pose)
-    meet = 0.5 * (data.site("thumb_tip").xpos + data.site("index_tip").xpos)
-    target = np.array([pinch_pose[n] for n in names])
+    keys = {*OPEN, *pinch_pose}
+    return {k: round(OPEN.get(k, 0.0) + PRE_PINCH_FRACTION * (pinch_pose.get(k, 0.0) - OPEN.get(k, 0.0)), 3)
+            for k in keys}
 
-    def res(x: np.ndarray) -> np.ndarray:
-        _set(model, data, dict(zip(names, x)))
-        t, i = data.site("thumb_tip").xpos, data.site("index_tip").xpos
-        return np.concatenate([[(np.linalg.norm(i - t) - 2 * PRE_PINCH_HALF) * 100, (t[2] - meet[2]) * 100,
-                                (i[2] - meet[2]) * 100, (np.linalg.norm(t - meet) - np.linalg.norm(i - meet)) * 30]])
 
-    # Opening only: the thumb's CMC and the index's MCP extend, the PIP flexes to keep the depth.
-    for k, n in enumerate(names):
-        if n in ("thumb_CMC_FE", "index_MCP_FE"):
-            hi[k] = target[k]
-        elif n == "index_PIP":
-            lo[k] = target[k]
-        else:
-            lo[k], hi[k] = target[k] - 1e-6, target[k] + 1e-6
-    r = least_squares(res, np.clip(target, lo + 1e-6, hi - 1e-6), bounds=(lo, hi))
-    return {k: round(float(v), 3) for k, v in zip(names, r.x)}
+def with_middle_like_index(pose: dict[str, float]) -> dict[str, float]:
+    """The pose with the middle finger's flexion copied from the index (the tripod poses)."""
+    return {**pose, **{f"middle_{j}": pose.get(f"index_{j}", 0.0) for j in ("MCP_FE", "PIP", "DIP")}}
 
 
 def claw() -> dict[str, float]:
@@ -144,7 +119,16 @@ def claw() -> dict[str, float]:
         centre = 0.5 * (thumb + tips.mean(axis=0))
         radii = np.linalg.norm(np.vstack([tips, thumb])[:, :2] - centre[:2], axis=1)
         margin = np.maximum(0, lo + 0.05 - x) + np.maximum(0, x - hi + 0.05)
+        # Over the rim and down the outside: each finger's PIP joint stays above the rim (which the
+        # expert puts 12 mm below the palm face) and its DIP joint outside the wall, so the links
+        # do not rest on the rim (straight fingers sloping down did, and the canister slipped out).
+        rim = float(model.site("palm_center").pos[2]) + RIM_BELOW_PALM
+        pips = np.array([data.site(f"kp_{f}_intermediate_base").xpos for f in FINGERS])
+        dips = np.array([data.site(f"kp_{f}_intermediate_tip").xpos for f in FINGERS])
+        dip_r = np.linalg.norm(dips[:, :2] - centre[:2], axis=1)
+        clear = np.concatenate([np.maximum(0.0, pips[:, 2] - (rim - 0.010)), np.maximum(0.0, CLAW_RADIUS + 0.005 - dip_r)])
         return np.concatenate([(radii - CLAW_RADIUS) * 100, (np.append(tips[:, 2], thumb[2]) - CLAW_DEPTH) * 50,
+                               clear * 100,
                                [centre[1] * 5, max(0.0, 0.06 - (tips[:, 0].mean() - thumb[0])) * 100],
                                np.maximum(0.0, SIDE_GAP - np.diff(tips[:, 1])) * 100,  # index to little along +y
                                (x[4:7] - CLAW_CURL) * 0.3, margin * 10])
@@ -170,7 +154,9 @@ def power() -> dict[str, float]:
         data.ctrl[model.actuator(name).id] = v
     for _ in range(500):
         mujoco.mj_step(model, data)
-    return {model.joint(j).name: round(float(data.qpos[model.jnt_qposadr[j]]), 2) for j in range(model.njnt)}
+    # (a joint the cylinder pushed a little past its soft limit is read at the limit)
+    return {model.joint(j).name: round(float(np.clip(data.qpos[model.jnt_qposadr[j]], *model.jnt_range[j])), 2)
+            for j in range(model.njnt)}
 
 
 def report(name: str, pose: dict[str, float]) -> None:
@@ -196,13 +182,15 @@ def main() -> None:
     t, i = data.site("thumb_tip"), data.site("index_tip")
     angle = np.degrees(np.arccos(np.clip(t.xmat[[2, 5, 8]] @ i.xmat[[2, 5, 8]], -1, 1)))
     print(f"    tip sites {1000 * np.linalg.norm(t.xpos - i.xpos):.1f} mm apart, pad normals {angle:.0f} deg apart")
-    pre = pre_pinch(p) if PRE_MODE == 'level' else {k: OPEN.get(k, 0.0) + 0.3 * (p.get(k, 0.0) - OPEN.get(k, 0.0)) for k in {*OPEN, *p}}
+    pre = pre_pinch(p)
     report("pre_pinch", pre)
     c, w = claw(), power()
     report("claw", c)
     report("power", w)
     print("\nin joint order (egosim/hands.py):")
-    for name, pose in (("open", OPEN), ("pre_pinch", pre), ("pinch", p), ("power", w), ("claw", c)):
+    poses = (("open", OPEN), ("pre_pinch", pre), ("pinch", p), ("pre_tripod", with_middle_like_index(pre)),
+             ("tripod", with_middle_like_index(p)), ("power", w), ("claw", c))
+    for name, pose in poses:
         print(f"    {name}: {as_tuple(pose)}")
 
 

@@ -54,16 +54,21 @@ RADII = {
     "little": (0.0078, 0.0072, 0.0067),
 }
 THUMB_RADII = (0.0120, 0.0105, 0.0095)  # metacarpal (with the thenar muscles), proximal, distal
+# The thumb's CMC (trapeziometacarpal) joint: in the thenar eminence, 3 cm distal and 2 cm radial of
+# the wrist, 12 mm palmar. Its rest direction and pronation were chosen, within plausible anatomy, by
+# a search for pad-to-pad pinch with the index and for a claw around an 80 mm cup (README).
 THUMB_CMC = (0.032, -0.020, 0.012)
 THUMB_YAW_DEG = -40.0  # zero pose: the thumb points 40 deg radially from the fingers, in the palm plane
 THUMB_PITCH_DEG = 35.0  # ... tilted 35 deg out of the palm
 THUMB_PRONATION_DEG = -125.0  # ... and its pad turned 125 deg about its axis, toward the fingers
 PALM_Z = (-0.012, 0.013)  # dorsal and palmar faces of the palm (25 mm thick at the metacarpals)
 DENSITY = 1100.0  # soft tissue and bone (kg/m^3)
-# Finger pads: soft-finger contacts (condim 4) resist twisting like a fingertip's contact patch does;
-# torsional friction = patch radius x friction coefficient (a ~5 mm-radius pulp contact).
-PAD_CONDIM = 4
-PAD_TORSION = 0.005
+# Skin friction: finger pads 1.0 (moist fingertip pulp on smooth objects measures about 0.5-1.5),
+# the rest of the hand 0.8. MuJoCo takes the larger of two geoms' coefficients, so against egosim's
+# props (1.0) the pads' value is what acts.
+PAD_FRICTION = "1 0.005 0.0001"
+PAD_CONDIM = 3  # 4 would add torsional friction (a soft finger's contact patch)
+SKIN_FRICTION = "0.8 0.005 0.0001"
 
 DEG = math.pi / 180.0
 # Joint ranges (rad), as (lower, upper); positive = flexion / the mirror-image motion on the left hand.
@@ -77,10 +82,12 @@ RANGES = {
     "PIP": (0.0, 100 * DEG),
     "DIP": (-5 * DEG, 80 * DEG),
 }
-# Actuator classes: kp (N m/rad), force limit (N m), armature, damping, frictionloss.
+# Actuator classes: kp (N m/rad), force limit (N m), armature, damping, frictionloss. Force limits are
+# a fraction of a person's isometric strength (index MCP ~3 N m, fingertip pinch forces of tens of N);
+# the armature stands for the fingers' muscle-tendon inertia and keeps 2 ms steps stable.
 CLASSES = {
     "CMC": (10.0, 3.0, 0.002, 0.02, 0.02),
-    "MCP": (8.0, 2.0, 0.002, 0.01, 0.01),
+    "MCP": (12.0, 2.5, 0.002, 0.01, 0.01),
     "AA": (4.0, 1.0, 0.001, 0.01, 0.01),
     "PIP": (4.0, 1.0, 0.0008, 0.005, 0.005),
     "DIP": (2.0, 0.4, 0.0004, 0.003, 0.003),
@@ -331,13 +338,13 @@ def hand_xml(side: str) -> str:
         f'      <geom contype="1" conaffinity="1" condim="3" density="{_f(DENSITY)}" group="1" solref="0.005 1" solimp="0.95 0.99 0.001"/>',
         '      <position ctrllimited="true" forcelimited="true"/>',
         '      <default class="palm">',
-        f'        <geom friction="0.8 0.005 0.0001" rgba="{SKIN}"/>',
+        f'        <geom friction="{SKIN_FRICTION}" rgba="{SKIN}"/>',
         "      </default>",
         '      <default class="link">',
-        f'        <geom friction="0.8 0.005 0.0001" rgba="{SKIN}"/>',
+        f'        <geom friction="{SKIN_FRICTION}" rgba="{SKIN}"/>',
         "      </default>",
         '      <default class="pad">',
-        f'        <geom condim="{PAD_CONDIM}" friction="1 {_f(PAD_TORSION)} 0.0001" rgba="{PAD}"/>',
+        f'        <geom condim="{PAD_CONDIM}" friction="{PAD_FRICTION}" rgba="{PAD}"/>',
         "      </default>",
         '      <default class="frame">',
         '        <site size="0.004" group="4" rgba="0.2 0.2 1 1"/>',

@@ -9,7 +9,7 @@ the twisting hand cannot turn or tip it.
 Right hand: turns the cap from above in cycles, as a person does with fingertips. Palm down (along
 the cap's axis), the hand is placed so that the centre of the gap between the thumb's and its
 partner's fingertip links, at the closing step where that gap equals the cap's width (measured by
-forward kinematics, `pinch_center_profile`), lies on the cap's axis just below the middle of its
+forward kinematics, `GraspGeometry.pinch_center`), lies on the cap's axis just below the middle of its
 skirt; hands whose fingertips sweep down while closing past contact start higher by that sweep. It
 opens the pinch to 10 closing steps short of the cap, descends, closes the pinch, twists the wrist
 counter-clockwise by `TWIST_DEG` about the cap's axis (the wrist orbits the axis where the cap was
@@ -36,20 +36,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from egosim.embodiment import SIDES, Embodiment
+from egosim.embodiment import SIDES
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
 from egosim.tasks.screw_cap import CAP_ROOF, CAP_SEAT_GAP, PITCH
-from egosim.tasks.scripted import (
-    GraspGeometry,
-    HandScript,
-    PinchProfile,
-    Pose,
-    Stage,
-    power_axis_point,
-    step_scripts,
-    wrist_for_point,
-)
+from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, power_axis_point, step_scripts, wrist_for_point
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
@@ -74,15 +65,6 @@ PLACE_OFFSET = np.array([0.0, -0.11, 0.0])  # where the cap goes, relative to th
 SIDE_CLAW_MAT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # palm -y, fingers +x, width up
 
 
-def pinch_center_profile(emb: Embodiment, side: str, partners_tol: float = 0.035) -> NDArray[np.float64]:
-    """Centre of the gap between the thumb's and its pinch partners' fingertip links (wrist frame)
-    at the 41 closing steps of `GraspGeometry.pinch_gap` (pre_pinch -> pinch): the midpoint of the
-    closest points of the nearest pair of links. An object as wide as the gap at a step must sit
-    there for the closing pinch to meet it from both sides at once (fingers sweep arcs, so this is
-    not the final meeting point, and the fingertip sites are not the pads). (`PinchProfile.centres`.)"""
-    return PinchProfile.measure(emb, side, "pre_pinch", "pinch", partners_tol=partners_tol).centres
-
-
 def _rz(angle: float) -> NDArray[np.float64]:
     c, s = math.cos(angle), math.sin(angle)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
@@ -105,7 +87,7 @@ class BottleUncapExpert:
         self.emb = env.embodiment
         self.geo = {s: GraspGeometry.measure(self.emb, s) for s in SIDES}
         self.power_axis = {s: power_axis_point(self.emb, s) for s in SIDES}
-        self.pinch_centre = pinch_center_profile(self.emb, "right")
+        self.pinch_centre = self.geo["right"].pinch_center
         self.lim = lim = {s: self.emb.joint_limits(s) for s in SIDES}
         self.pose = {}
         for s in SIDES:
@@ -213,8 +195,7 @@ class BottleUncapExpert:
         """The pinch's closing step at which the gap between thumb and partner equals the cap's width."""
         shape = self.task.cap.shape
         assert shape is not None
-        hits = np.flatnonzero(self.geo["right"].pinch_gap <= 2 * shape.cap_radius)
-        return int(hits[0]) if hits.size else len(self.geo["right"].pinch_gap) - 1
+        return self.geo["right"].step_at_width(2 * shape.cap_radius)
 
     def _cap_grip(self) -> NDArray[np.float64]:
         """The pinch `GRIP_STEPS` closing steps past touching the cap: a firm but limited squeeze.

@@ -8,7 +8,11 @@ rim and go back to the home pose, out of the left hand's way. A grasp that does 
 
 Left hand, meanwhile: a top-down pinch of the marker at its middle, the hand yawed so the pinch
 closes across the marker and as low as the fingertips can go without touching the table, so the
-fingertips meet the marker at its equator. Turning a marker upright in the air slides it out of a
+fingertips meet the marker at its equator, with the marker's middle at the embodiment's
+`pinch_hold` point: the pinch point (where the pads meet closing on nothing; Sharpa Wave, Dex3) or
+where the closing pads meet an object of the marker's thickness from both sides at once (the human
+hand, whose pads meet a marker 3 cm from its pinch point: placed there, the pinch dragged the marker
+along the table). Turning a marker upright in the air slides it out of a
 fingertip pinch, so the hand tips it up about its far end, which stays on the table (closed loop,
 15 degrees a step, from where the marker really is), lifts it leaning at 30 degrees, waits for the
 canister to stand on the square and the right hand to be home (a large hand on its way out can knock
@@ -176,7 +180,9 @@ class PenInBinExpert:
                 centre, _ = task.marker_pose(data)
                 # The fingertips' lowest point (while closing) stays TIP_CLEARANCE above the table.
                 point = np.array([centre[0], centre[1], TABLE_HEIGHT + TIP_CLEARANCE + height])
-                return wrist_for_point(point, rot, np.array([*geo.pinch_point[:2], geo.reach_at_width(2 * MARKER_R)]))
+                k = self.emb.pinch_hold  # per hand: from the pinch point to where the pads meet the marker
+                held = (1.0 - k) * geo.pinch_point + k * geo.center_at_width(2 * MARKER_R)
+                return wrist_for_point(point, rot, np.array([*held[:2], geo.reach_at_width(2 * MARKER_R)]))
 
             return target
 
@@ -237,9 +243,7 @@ class PenInBinExpert:
         return [
             Stage("above", pinch_at(0.08), self._hand(side, "pre_pinch"), max_s=4.0, tol_pos=0.01, tol_rot=0.1),
             Stage("descend", pinch_at(0.0), self._hand(side, "pre_pinch"), speed=0.4, max_s=3.0),
-            # Held where the descent ended: the pinch point sits between the pads, not where an object
-            # as thick as the marker is held, so chasing it would drag the held marker along.
-            Stage("pinch", lambda: self._once("mk_pinch", pinch_at(0.0)), grip, min_s=0.7, hand_blend_s=0.5),
+            Stage("pinch", pinch_at(0.0), grip, min_s=0.7, hand_blend_s=0.5),
             *tilt,
             Stage("lift", up(0.12), grip, speed=0.4, hand_blend_s=0.01),
             Stage("wait", up(0.12), grip, max_s=20.0, done=canister_ready, hand_blend_s=0.01),

@@ -35,6 +35,10 @@ class GraspGeometry:
             steps of closing from `pre_pinch` to `pinch` (joint-space interpolation).
         pinch_reach: How far the fingertip links reach out of the palm (along the wrist frame's +z,
             the palm normal) at the same steps, cumulative (the deepest point reached so far).
+        pinch_center: Centre of the gap between the thumb's and its partners' links at the same steps
+            (wrist frame): the midpoint of the nearest pair's closest points. An object as wide as the
+            gap at a step must sit there for the closing pinch to meet it from both sides at once
+            (fingers sweep arcs, so it is not `pinch_point`, and the fingertip sites are not the pads).
     """
 
     pinch_point: NDArray[np.float64]
@@ -43,6 +47,16 @@ class GraspGeometry:
     palm_center: NDArray[np.float64]
     pinch_gap: NDArray[np.float64]
     pinch_reach: NDArray[np.float64]
+    pinch_center: NDArray[np.float64]
+
+    def step_at_width(self, width: float) -> int:
+        """The first closing step at which the pinch gap is no wider than `width` (the last if never)."""
+        hits = np.flatnonzero(self.pinch_gap <= width)
+        return int(hits[0]) if hits.size else len(self.pinch_gap) - 1
+
+    def center_at_width(self, width: float) -> NDArray[np.float64]:
+        """Where an object `width` thick is met from both sides by the closing pinch (wrist frame)."""
+        return self.pinch_center[self.step_at_width(width)].copy()
 
     def reach_at_width(self, width: float) -> float:
         """How deep the fingertips reach when a pinch closes on an object `width` thick.
@@ -50,8 +64,7 @@ class GraspGeometry:
         Placing this depth just above a table lets the hand pinch a thin object lying on it at
         the object's widest point without the fingertips hitting the table on the way.
         """
-        k = int(np.argmax(self.pinch_gap <= width)) if np.any(self.pinch_gap <= width) else -1
-        return float(self.pinch_reach[k])
+        return float(self.pinch_reach[self.step_at_width(width)])
 
     @classmethod
     def measure(cls, emb: Embodiment, side: str) -> GraspGeometry:
@@ -73,37 +86,16 @@ class GraspGeometry:
         partners = [f for f in fingers if np.linalg.norm(closed[f] - closed[thumb]) < 0.035] or [fingers[0]]
         meet = 0.5 * (closed[thumb] + np.mean([closed[f] for f in partners], axis=0))
         axis = np.mean([opened[f] for f in partners], axis=0) - opened[thumb]
-        gap, reach = _closing_profile(model, data, qadr, emb, side, [thumb, *partners])
+        closing = PinchProfile.measure(emb, side, "pre_pinch", "pinch")
         return cls(
             pinch_point=meet,
             pinch_axis=axis / np.linalg.norm(axis),
             claw_center=0.5 * (claw[thumb] + np.mean([claw[f] for f in fingers], axis=0)),
             palm_center=opened[emb.palm_site],
-            pinch_gap=gap,
-            pinch_reach=reach,
+            pinch_gap=closing.gaps,
+            pinch_reach=closing.reaches,
+            pinch_center=closing.centres,
         )
-
-
-def _closing_profile(
-    model: mujoco.MjModel, data: mujoco.MjData, qadr: list[int], emb: Embodiment, side: str, sites: list[str]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Gap (thumb link to nearest partner link) and cumulative reach while closing a pinch."""
-    body_geoms = []
-    for s in sites:
-        b = int(model.site_bodyid[model.site(s).id])
-        body_geoms.append([g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == b])
-    thumb_geoms, partner_geoms = body_geoms[0], [g for gs in body_geoms[1:] for g in gs]
-    wrist = model.site(emb.wrist_site).id
-    pre, pinch = emb.grasp_pose("pre_pinch", side), emb.grasp_pose("pinch", side)
-    gaps, reaches = [], []
-    for a in np.linspace(0.0, 1.0, 41):
-        data.qpos[:] = 0
-        data.qpos[qadr] = pre + a * (pinch - pre)
-        mujoco.mj_kinematics(model, data)
-        z, p = data.site_xmat[wrist].reshape(3, 3)[:, 2], data.site_xpos[wrist]
-        reaches.append(max(geom_extent(model, data, g, z) - float(z @ p) for gs in body_geoms for g in gs))
-        gaps.append(min(mujoco.mj_geomDistance(model, data, g1, g2, 1.0, None) for g1 in thumb_geoms for g2 in partner_geoms))
-    return np.array(gaps), np.maximum.accumulate(np.array(reaches))
 
 
 def geom_extent(model: mujoco.MjModel, data: mujoco.MjData, g: int, u: NDArray[np.float64]) -> float:
@@ -189,7 +181,7 @@ class PinchProfile:
     axes: NDArray[np.float64]
     reaches: NDArray[np.float64]
 
-    def contact_step(self, width: float) -> int:
+    def step_at_width(self, width: float) -> int:
         """The first step at which the gap is no wider than `width` (the last step if none is)."""
         hit = np.flatnonzero(self.gaps <= width)
         return int(hit[0]) if hit.size else len(self.gaps) - 1

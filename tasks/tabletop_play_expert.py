@@ -296,7 +296,7 @@ class TabletopPlayExpert:
             geo = self.geo[side]
             if grasp == "pinch":
                 prof = self._pinch_profile(side, grip_width(o["kind"], o["dims"]))
-                c = prof.contact_step(grip_width(o["kind"], o["dims"]))
+                c = prof.step_at_width(grip_width(o["kind"], o["dims"]))
                 rot = self._down_rot(side, prof.axes[c], self._narrow_angle(i), prefer)
                 # The object's axis where the closing fingers meet it from both sides at once; the
                 # fingertips' lowest point at the table under low objects, 3 cm below the top of tall
@@ -683,7 +683,7 @@ class TabletopPlayExpert:
             p, r = self._pose(i)
             point = p + r[:, 0] * end_offset(-toward_giver)  # on the bar's lower face, along its axis
             prof = self._pinch_profile(taker, grip_width(o["kind"], o["dims"]))
-            c = prof.contact_step(grip_width(o["kind"], o["dims"]))
+            c = prof.step_at_width(grip_width(o["kind"], o["dims"]))
             rot = self._down_rot(taker, prof.axes[c], self._narrow_angle(i))
             return wrist_for_point(point, rot, np.array([*prof.centres[c][:2], prof.reaches[c]]))
 

@@ -117,14 +117,15 @@ def test_head_moves_like_a_head_and_is_seeded() -> None:
     assert np.abs(np.diff(turn)).max() < 0.6 * turn.max()
     # the head stays near the eye point (lean and sway of a few centimetres)
     assert np.linalg.norm(poses[:, :3] - np.array(EGO_EYE), axis=1).max() < 0.07
-    # and looks at the working hand: after the first turn one palm is always near the line of sight,
-    # and the gaze moves from one hand to the other as they take turns (left first here, then right)
+    # and looks at the working hand: after the first turn one palm is near the line of sight most of
+    # the time (not while the gaze swings between hands), and the gaze moves from one hand to the
+    # other as they take turns
     def off_axis(p: np.ndarray, pose: np.ndarray) -> float:
         v = p - pose[:3]
         return float(np.degrees(np.arccos(np.clip(v @ _forward(pose[3:]) / np.linalg.norm(v), -1, 1))))
 
     off = np.array([[off_axis(palms[t, h], poses[t + 1]) for h in range(2)] for t in range(len(palms))])
-    assert off[10:].min(axis=1).max() < 20.0, off.min(axis=1)
+    assert np.mean(off[10:].min(axis=1) < 15.0) > 0.7, off.min(axis=1)
     looked_at = {int(np.argmin(o)) for o in off[10:] if o.min() < 10.0}
     assert looked_at == {0, 1}
 
@@ -197,3 +198,37 @@ def test_collect_config_checks_the_human_options() -> None:
         CollectConfig.from_mapping({"human_cameras": ["top_view"]})
     cfg = CollectConfig.from_mapping({"noise": {"preset": "realistic", "dropout_rate": 0.1}})
     assert cfg.noise_config.dropout_rate == 0.1
+
+
+def test_expert_solves_pen_in_bin_with_human_hands() -> None:
+    """The task's own expert, through the human hand's semantic handles, end to end on state 0."""
+    from expert_helpers import failures, play_expert
+
+    records = play_expert("pen_in_bin", "human", [0, 1])
+    assert all(r["success"] for r in records), failures(records)
+    assert not any(r["sim_unstable"] for r in records)
+
+
+@pytest.mark.slow
+def test_human_pen_in_bin_success_rate_on_all_eval_states() -> None:
+    """The human demos of pen_in_bin get retargeted and replayed on the robots: >= 80 % must succeed."""
+    from expert_helpers import failures, play_expert
+
+    n = len(egosim.tasks.get_task("pen_in_bin")().eval_initial_states())
+    records = play_expert("pen_in_bin", "human", list(range(n)))
+    rate = sum(r["success"] for r in records) / n
+    print(f"\nhuman: expert success {rate:.0%} over {n} states; failures: {failures(records) or 'none'}")
+    assert rate >= 0.8, failures(records)
+
+
+def test_head_pose_math_matches_the_reference() -> None:
+    """The head's per-step scalar look-at (with sway) equals look_at_matrix @ R(sway)."""
+    from egosim.geometry import axis_angle_to_matrix
+    from egosim.head import _look_at_sway_quat, look_at_matrix
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        eye, target, sway = rng.normal(size=3), rng.normal(size=3), rng.normal(0, 0.2, 3)
+        want = look_at_matrix(eye, target) @ axis_angle_to_matrix(sway, float(np.linalg.norm(sway)))
+        np.testing.assert_allclose(quat_to_matrix(_look_at_sway_quat(eye, target, sway)), want, atol=1e-12)
+        assert _forward(_look_at_sway_quat(eye, target, np.zeros(3))) @ (target - eye) > 0.999 * np.linalg.norm(target - eye)

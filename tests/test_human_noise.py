@@ -180,3 +180,16 @@ def test_config_validation_and_presets() -> None:
                 {"slam_drift_pos": float("nan")}, {"wrist_rot": True}):
         with pytest.raises(ConfigError):
             HumanNoise(**bad)
+
+
+def test_scalar_rotation_helpers_match_the_batched_ones() -> None:
+    """The per-frame scalar rotation math equals egosim.geometry's batched functions."""
+    from egosim.geometry import matrix_rows_to_quat, rotvec_matrix_rows
+
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        v = rng.normal(0, 1.5, 3)
+        r = np.array(rotvec_matrix_rows(*v))
+        np.testing.assert_allclose(r, axis_angle_to_matrix(v, float(np.linalg.norm(v))), atol=1e-12)
+        np.testing.assert_allclose(matrix_rows_to_quat(r), matrix_to_quat(r), atol=1e-12)
+    np.testing.assert_allclose(rotvec_matrix_rows(0.0, 0.0, 0.0), np.eye(3))

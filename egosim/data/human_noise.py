@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from egosim.errors import ConfigError, InvalidChoiceError, reject_unknown_keys
+from egosim.geometry import matrix_rows_to_quat, rotvec_matrix_rows
 
 Frame = dict[str, NDArray[Any]]  # keypoints (2,21,3), keypoint_confidence (2,21), wrist_pose (2,7), camera_pose (7,)
 FRAME_KEYS = ("keypoints", "keypoint_confidence", "wrist_pose", "camera_pose")
@@ -150,43 +151,14 @@ def _q2m(q: NDArray[np.float64]) -> NDArray[np.float64]:
                      [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
 
 
-def _m2q(m: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Rotation matrix -> unit quaternion (w, x, y, z), w >= 0 (Shepperd's method)."""
-    r = m.tolist()
-    t = r[0][0] + r[1][1] + r[2][2]
-    if t > 0:
-        s = 2.0 * math.sqrt(t + 1.0)
-        q = (0.25 * s, (r[2][1] - r[1][2]) / s, (r[0][2] - r[2][0]) / s, (r[1][0] - r[0][1]) / s)
-    elif r[0][0] > r[1][1] and r[0][0] > r[2][2]:
-        s = 2.0 * math.sqrt(1.0 + r[0][0] - r[1][1] - r[2][2])
-        q = ((r[2][1] - r[1][2]) / s, 0.25 * s, (r[0][1] + r[1][0]) / s, (r[0][2] + r[2][0]) / s)
-    elif r[1][1] > r[2][2]:
-        s = 2.0 * math.sqrt(1.0 + r[1][1] - r[0][0] - r[2][2])
-        q = ((r[0][2] - r[2][0]) / s, (r[0][1] + r[1][0]) / s, 0.25 * s, (r[1][2] + r[2][1]) / s)
-    else:
-        s = 2.0 * math.sqrt(1.0 + r[2][2] - r[0][0] - r[1][1])
-        q = ((r[1][0] - r[0][1]) / s, (r[0][2] + r[2][0]) / s, (r[1][2] + r[2][1]) / s, 0.25 * s)
-    n = math.sqrt(sum(v * v for v in q)) * (1.0 if q[0] >= 0 else -1.0)
-    return np.array([v / n for v in q])
-
-
 _EYE = np.eye(3)
 
 
 def _rotvec(rng: np.random.Generator, std: float) -> NDArray[np.float64]:
-    """A small random rotation: axis-angle vector with each component N(0, std^2) (Rodrigues)."""
+    """A small random rotation: axis-angle vector with each component N(0, std^2)."""
     if std == 0.0:
         return _EYE
-    x, y, z = rng.normal(0.0, std, 3).tolist()
-    a = math.sqrt(x * x + y * y + z * z)
-    if a == 0.0:
-        return _EYE
-    x, y, z = x / a, y / a, z / a
-    s, c = math.sin(a), math.cos(a)
-    v = 1.0 - c
-    return np.array([[c + x * x * v, x * y * v - z * s, x * z * v + y * s],
-                     [y * x * v + z * s, c + y * y * v, y * z * v - x * s],
-                     [z * x * v - y * s, z * y * v + x * s, c + z * z * v]])
+    return np.array(rotvec_matrix_rows(*rng.normal(0.0, std, 3).tolist()))
 
 
 def _rz(a: float) -> NDArray[np.float64]:
@@ -249,7 +221,7 @@ class HumanNoiseModel:
         for h, (k_c, w_c, r_wc) in enumerate(hands):
             out_kp[h] = pc_hat + k_c @ rc_hat.T
             out_wrist[h, :3] = pc_hat + rc_hat @ w_c
-            out_wrist[h, 3:] = _m2q(rc_hat @ r_wc)
+            out_wrist[h, 3:] = matrix_rows_to_quat(rc_hat @ r_wc)
         out_conf = conf.copy()
         # Dropouts: a lost hand keeps its last estimate, with low confidence.
         p_start, p_end = n.dropout_start_probability, 1.0 / n.dropout_mean_frames
@@ -262,7 +234,7 @@ class HumanNoiseModel:
                     out_kp[h] = self.last["keypoints"][h]
                     out_wrist[h] = self.last["wrist_pose"][h]
                 out_conf[h] = n.dropout_confidence
-        out_cam = np.concatenate([pc_hat, _m2q(rc_hat)])
+        out_cam = np.concatenate([pc_hat, matrix_rows_to_quat(rc_hat)])
         result = {"keypoints": out_kp.astype(np.float32), "keypoint_confidence": out_conf.astype(np.float32),
                   "wrist_pose": out_wrist, "camera_pose": out_cam}
         self.last = {"keypoints": out_kp.copy(), "wrist_pose": out_wrist.copy()}
