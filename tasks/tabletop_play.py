@@ -82,6 +82,7 @@ BIN_HALF = (0.07, 0.07)  # inner half size of the bin
 BIN_WALL_H = 0.07
 PROP_WALL = 0.006
 ROLLING = 0.001  # rolling friction (m) of round objects and beads
+TORSIONAL = 0.01  # torsional friction (m) of objects
 REST_SPEED = 0.03  # m/s: slower than this counts as at rest
 CLEAR_Z = 0.15  # wrists this high above the table: the hands are out of the scene
 LIFT = 0.03  # lifted this far above where it rests, in a hand, counts as picked
@@ -243,9 +244,11 @@ class TabletopPlay(Task):
                 for f in ("geom_size", "geom_pos", "geom_quat", "geom_rbound", "geom_aabb", "geom_sameframe"):
                     getattr(model, f)[gid] = getattr(ref, f)[k]
                 model.geom_rgba[gid] = rgba
-                model.geom_friction[gid] = [float(obj["friction"]), 0.005, ROLLING]
-                # Round shapes get rolling friction (condim 6), so a ball or a stick let go comes to rest.
-                model.geom_condim[gid] = 6 if geoms[k].type in ("sphere", "capsule", "cylinder") else 3
+                model.geom_friction[gid] = [float(obj["friction"]), TORSIONAL, ROLLING]
+                # Torsional friction (condim 4) everywhere: without it a two-finger pinch is a hinge
+                # and a bar held off its centre swings down in it. Round shapes also get rolling
+                # friction (condim 6), so a ball or a stick let go comes to rest.
+                model.geom_condim[gid] = 6 if geoms[k].type in ("sphere", "capsule", "cylinder") else 4
                 model.geom_contype[gid] = model.geom_conaffinity[gid] = 1
             else:
                 _hide_geom(model, gid)

@@ -77,6 +77,7 @@ PUSH_GAP = 0.02  # the fist starts this far behind the object
 POWER_SQUEEZE = 1.35
 POWER_AHEAD = 0.015  # a side grasp starts with the cylinder this far toward the fingertips: they curl it back
 CLAW_SQUEEZE = 1.25
+PINCH_SQUEEZE = 0.016  # a pinch closes this far past contact (the embodiments' pinch poses: about an 18 mm marker's)
 
 
 def _rz(angle: float) -> NDArray[np.float64]:
@@ -356,6 +357,17 @@ class TabletopPlayExpert:
         thin = self.pinch_thin[side]
         return thin if thin.gaps[0] >= width + 0.01 else self.pinch_wide[side]
 
+    def _grip_pose(self, side: str, i: int, grasp: str) -> Callable[[], NDArray[np.float64]]:
+        """The closed hand: a pinch closes `PINCH_SQUEEZE` past contact along its line (the full pinch
+        pose would crush a wide light object out of the fingers), a claw or power grasp to its pose."""
+        if grasp == "pinch":
+            o = self._obj(i)
+            width = grip_width(o["kind"], o["dims"])
+            prof = self._pinch_profile(side, width)
+            k = prof.step_at_width(max(0.0, width - PINCH_SQUEEZE))
+            return lambda: prof.poses[k]
+        return self._hand(side, grasp)
+
     def _pre_shape_pose(self, side: str, i: int, grasp: str) -> Callable[[], NDArray[np.float64]]:
         """The hand's shape on the way down: a pinch opened 2.5 cm wider than the object, half a claw,
         or the open hand for a side grasp."""
@@ -373,7 +385,7 @@ class TabletopPlayExpert:
         """reach, grasp, lift (and check: one more try if the object did not come up)."""
         self._grasp_of[key] = (side, i)
         g = lambda: self._grasp_pose(side, i, grasp, key + ":g", prefer, offset)  # noqa: E731
-        grip = grasp
+        grip = self._grip_pose(side, i, grasp)
         pre = self._pre_shape_pose(side, i, grasp)
 
         def shifted(dz: float, out: float = 0.0) -> Callable[[], Pose]:
@@ -390,7 +402,7 @@ class TabletopPlayExpert:
         else:
             self._add(side, "reach", shifted(APPROACH), pre, max_s=4.0, tol_pos=0.01, tol_rot=0.1)
             self._add(side, "descend", g, speed=0.4, max_s=3.0)
-        self._add(side, "close", g, self._hand(side, grip), min_s=0.7, hand_blend_s=0.5)
+        self._add(side, "close", g, grip, min_s=0.7, hand_blend_s=0.5)
         self._add(side, "lift", shifted(lift), speed=0.5, max_s=3.0, hand_blend_s=0.01)
         self._add(side, "hold_check", shifted(lift), min_s=0.2, hand_blend_s=0.01,
                   done=lambda: self._measure(side, i, key) and (not check or self._check(side, i, grasp, key, prefer, offset, lift)))
@@ -700,7 +712,8 @@ class TabletopPlayExpert:
             self._add(taker, "reach" if n == 0 else "reach_again", taker_at(f"a{n}", APPROACH), pre, max_s=4.0,
                       tol_pos=0.01, tol_rot=0.1)
             self._add(taker, "descend", taker_at(f"d{n}", 0.0), speed=0.3, max_s=3.0)
-            self._add(taker, "close", taker_at(f"d{n}", 0.0), self._hand(taker, "pinch"), min_s=0.8, hand_blend_s=0.5)
+            self._add(taker, "close", taker_at(f"d{n}", 0.0), self._grip_pose(taker, i, "pinch"), min_s=0.8,
+                      hand_blend_s=0.5)
             if n == 0:
                 self._add(taker, "check_taken", taker_at("d0", 0.0), min_s=0.1, hand_blend_s=0.01,
                           done=lambda: self._skip_retry(taker, i, "reach_again"))
