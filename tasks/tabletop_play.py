@@ -35,8 +35,10 @@ happened first (lifted, touched by both hands) remembered by the task; steps are
 Success: every step's milestone reached and, now, no hand touches an object, every object is at rest
 and both wrists are lifted clear of the scene (15 cm above the table), so an episode ends when the
 activity does. Human play has no success in the benchmark sense (`egosim collect source=procedural`
-keeps every episode); the score tells how much of the program the demonstrator carried out. Balls,
-sticks and cylinders get rolling friction (condim 6), so one that is let go comes to rest.
+keeps every episode); the score tells how much of the program the demonstrator carried out. Objects
+get torsional friction (condim 4; without it a two-finger pinch is a hinge and a bar held off its
+centre swings down), balls, sticks and cylinders also rolling friction (condim 6), so one that is let
+go comes to rest.
 
 Rates: 30 Hz control, the frame rate of human data (EgoScale and EgoDex record at 30 fps), on a
 1/600 s physics step (20 substeps per frame; 2 ms, the other tasks' step, does not divide 1/30 s).

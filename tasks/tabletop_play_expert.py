@@ -2,12 +2,15 @@
 
 Each program step (`egosim.tasks.play_grammar.GRAMMAR`) becomes wrist stages (`HandScript`) for the
 hand or hands that act in it; the other hand waits at home. Steps run one after another: a hand
-starts step k once every hand of step k-1 is done. The primitives, written once against semantic
+starts step k once every hand of step k-1 is done and the scene has come to rest (at most 1.5 s). The primitives, written once against semantic
 handles (grasp geometry measured on the hand model, the embodiment's grasp poses), so any hand,
 the simulated human hand included, runs them:
 
 - reach / grasp: top-down `pinch` (the hand yawed so the pinch closes across the object's narrow
-  axis, the fingertips' lowest point at the table for low objects, 3 cm below the top of tall ones),
+  axis, the object where the closing fingers meet it from both sides at once, the fingertips' lowest
+  point at the table for low objects, 3 cm below the top of tall ones; opened 2.5 cm wider than the
+  object on the way down and closed 16 mm past contact, along the embodiment's own pinch line for what
+  fits its pre_pinch gap and from the open hand for wider objects, `PinchProfile`),
   top-down `claw` (the claw's centre on the object's axis, the palm just above the top, the closing
   direction across the narrow axis or, for a mug, across its handle), or a side `power` grasp for
   tall cylinders (the palm against the side from outside, the cylinder's axis where it sits in the
@@ -20,9 +23,11 @@ the simulated human hand included, runs them:
 - rotate: the wrist orbits the vertical axis through the object in quarter turns.
 - push: the closed fist behind the object, fingers along the push direction (towards you: the hand
   turned round, outward), slid along the table.
-- pour: the vessel is carried beside the target, its lip over the target's centre, then tipped
-  120 degrees about the lip in 30-degree steps (closed loop, from where the wrist is), held, tipped
-  back and set down where it stood.
+- pour: the vessel is held from the side (`power`; a hand over its mouth would hold the beads in),
+  carried beside the target, its bottom clear of the target's rim and its lip over the target's
+  centre, then tipped away from the palm 120 degrees about the lip in 30-degree steps (closed loop,
+  from where the wrist is), held, tipped back and set down where it stood. A mug is gripped with its
+  handle where no finger lands (measured on the hand model).
 - hand-over: the giver pinches the bar at its own end, lifts it and presents it along the y axis at
   the middle of the table; the taker pinches the free end from above; the giver lets go and leaves;
   the taker carries the bar to its side and puts it down.
