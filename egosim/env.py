@@ -28,6 +28,10 @@ Task options (`task_options={...}`) go to `Task.configure`; the task's `before_s
 control step before physics, and its `is_unstable` check joins MuJoCo's divergence warnings.
 An episode ends (terminated) on success or when the physics becomes unstable (`sim_unstable`), and is
 truncated at the task's horizon.
+Rates: the task's `control_hz` (20 Hz for the benchmark tasks, 30 Hz for `tabletop_play`'s human-rate
+data) on its `physics_timestep` (default 2 ms), unless the arguments name others; the physics step must
+divide the control period. A task may draw its instruction, rubric and horizon per episode (the
+procedural `tabletop_play` does, in `apply_initial_state`): the env reads them at every reset.
 """
 
 from __future__ import annotations
