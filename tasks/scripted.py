@@ -21,6 +21,12 @@ from egosim.geometry import limit_rotation, matrix_to_rot6d, rotation_angle
 Pose = tuple[NDArray[np.float64], NDArray[np.float64]]  # (position, rotation matrix)
 
 
+def first_step_at_width(gaps: NDArray[np.float64], width: float) -> int:
+    """The first closing step whose gap is no wider than `width` (the last step if none is)."""
+    hits = np.flatnonzero(gaps <= width)
+    return int(hits[0]) if hits.size else len(gaps) - 1
+
+
 @dataclass(frozen=True)
 class GraspGeometry:
     """Hand-frame geometry of one side's grasps, measured by forward kinematics.
@@ -51,8 +57,7 @@ class GraspGeometry:
 
     def step_at_width(self, width: float) -> int:
         """The first closing step at which the pinch gap is no wider than `width` (the last if never)."""
-        hits = np.flatnonzero(self.pinch_gap <= width)
-        return int(hits[0]) if hits.size else len(self.pinch_gap) - 1
+        return first_step_at_width(self.pinch_gap, width)
 
     def center_at_width(self, width: float) -> NDArray[np.float64]:
         """Where an object `width` thick is met from both sides by the closing pinch (wrist frame)."""
@@ -183,8 +188,7 @@ class PinchProfile:
 
     def step_at_width(self, width: float) -> int:
         """The first step at which the gap is no wider than `width` (the last step if none is)."""
-        hit = np.flatnonzero(self.gaps <= width)
-        return int(hit[0]) if hit.size else len(self.gaps) - 1
+        return first_step_at_width(self.gaps, width)
 
     @classmethod
     def measure(cls, emb: Embodiment, side: str, start: str = "pre_pinch", end: str = "pinch", n: int = 41,
