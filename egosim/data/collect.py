@@ -568,7 +568,10 @@ def _commit(writer: DatasetWriter, rec: dict[str, Any], recorder: EpisodeRecorde
     keep = cfg.keep == "all" or bool(rec["success"])
     if not keep:
         recorder.discard()
-    writer.commit(rec, recorder if keep else None, rec["instruction"])
+    # The episode's task text (its own for procedural play); not an attempt column: it is the
+    # episode's `tasks` entry already.
+    instruction = rec.pop("instruction")
+    writer.commit(rec, recorder if keep else None, instruction)
     progress.update(rec, keep)
     return keep
 
