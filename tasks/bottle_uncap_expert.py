@@ -9,7 +9,7 @@ the twisting hand cannot turn or tip it.
 Right hand: turns the cap from above in cycles, as a person does with fingertips. Palm down (along
 the cap's axis), the hand is placed so that the centre of the gap between the thumb's and its
 partner's fingertip links, at the closing step where that gap equals the cap's width (measured by
-forward kinematics, `pinch_center_profile`), lies on the cap's axis just below the middle of its
+forward kinematics, `GraspGeometry.pinch_center`), lies on the cap's axis just below the middle of its
 skirt; hands whose fingertips sweep down while closing past contact start higher by that sweep. It
 opens the pinch to 10 closing steps short of the cap, descends, closes the pinch, twists the wrist
 counter-clockwise by `TWIST_DEG` about the cap's axis (the wrist orbits the axis where the cap was
@@ -33,15 +33,14 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import mujoco
 import numpy as np
 from numpy.typing import NDArray
 
-from egosim.embodiment import SIDES, Embodiment
+from egosim.embodiment import SIDES
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
 from egosim.tasks.screw_cap import CAP_ROOF, CAP_SEAT_GAP, PITCH
-from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, step_scripts, wrist_for_point
+from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, power_axis_point, step_scripts, wrist_for_point
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
@@ -66,70 +65,6 @@ PLACE_OFFSET = np.array([0.0, -0.11, 0.0])  # where the cap goes, relative to th
 SIDE_CLAW_MAT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # palm -y, fingers +x, width up
 
 
-def power_axis_point(emb: Embodiment, side: str) -> NDArray[np.float64]:
-    """Where a cylinder's axis sits in a `power` grasp (wrist frame), measured by forward kinematics:
-    halfway between the palm centre and the mean of the non-thumb fingertips, which wrap around it.
-
-    On both hands this lies within 7 mm of where a 30-38 mm bottle settles in the closed hand; the
-    `claw` centre (meant for top-down grasps) put the bottle 2.5 cm too far out on the Sharpa hand,
-    and the closing fingers shoved and tipped it.
-    """
-    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-    data = mujoco.MjData(model)
-    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
-    data.qpos[qadr] = emb.grasp_pose("power", side)
-    mujoco.mj_kinematics(model, data)
-    wrist = model.site(emb.wrist_site).id
-    r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
-    local = {s: r.T @ (data.site_xpos[model.site(s).id] - p) for s in emb.fingertip_sites[1:] + (emb.palm_site,)}
-    tips = np.mean([local[s] for s in emb.fingertip_sites[1:]], axis=0)
-    return 0.5 * (local[emb.palm_site] + tips)
-
-
-def pinch_center_profile(emb: Embodiment, side: str, partners_tol: float = 0.035) -> NDArray[np.float64]:
-    """Centre of the gap between the thumb's and its pinch partners' fingertip links (wrist frame)
-    at the 41 closing steps of `GraspGeometry.pinch_gap` (pre_pinch -> pinch): the midpoint of the
-    closest points of the nearest pair of links. An object as wide as the gap at a step must sit
-    there for the closing pinch to meet it from both sides at once (fingers sweep arcs, so this is
-    not the final meeting point, and the fingertip sites are not the pads)."""
-    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-    data = mujoco.MjData(model)
-    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
-    wrist = model.site(emb.wrist_site).id
-    thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
-    pre, pinch = emb.grasp_pose("pre_pinch", side), emb.grasp_pose("pinch", side)
-
-    def pose(q: NDArray[np.float64]) -> None:
-        data.qpos[:] = 0
-        data.qpos[qadr] = q
-        mujoco.mj_kinematics(model, data)
-
-    def site(s: str) -> NDArray[np.float64]:
-        return data.site_xpos[model.site(s).id].copy()
-
-    pose(pinch)
-    partners = [f for f in fingers if np.linalg.norm(site(f) - site(thumb)) < partners_tol] or [fingers[0]]
-
-    def geoms(s: str) -> list[int]:
-        b = int(model.site_bodyid[model.site(s).id])
-        return [g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == b]
-
-    thumb_geoms, partner_geoms = geoms(thumb), [g for f in partners for g in geoms(f)]
-    out = []
-    fromto = np.zeros(6)
-    for a in np.linspace(0.0, 1.0, 41):
-        pose(pre + a * (pinch - pre))
-        best, mid = np.inf, np.zeros(3)
-        for g1 in thumb_geoms:
-            for g2 in partner_geoms:
-                dist = mujoco.mj_geomDistance(model, data, g1, g2, 1.0, fromto)
-                if dist < best:
-                    best, mid = dist, 0.5 * (fromto[:3] + fromto[3:])
-        r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
-        out.append(r.T @ (mid - p))
-    return np.array(out)
-
-
 def _rz(angle: float) -> NDArray[np.float64]:
     c, s = math.cos(angle), math.sin(angle)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
@@ -152,7 +87,7 @@ class BottleUncapExpert:
         self.emb = env.embodiment
         self.geo = {s: GraspGeometry.measure(self.emb, s) for s in SIDES}
         self.power_axis = {s: power_axis_point(self.emb, s) for s in SIDES}
-        self.pinch_centre = pinch_center_profile(self.emb, "right")
+        self.pinch_centre = self.geo["right"].pinch_center
         self.lim = lim = {s: self.emb.joint_limits(s) for s in SIDES}
         self.pose = {}
         for s in SIDES:
@@ -260,8 +195,7 @@ class BottleUncapExpert:
         """The pinch's closing step at which the gap between thumb and partner equals the cap's width."""
         shape = self.task.cap.shape
         assert shape is not None
-        hits = np.flatnonzero(self.geo["right"].pinch_gap <= 2 * shape.cap_radius)
-        return int(hits[0]) if hits.size else len(self.geo["right"].pinch_gap) - 1
+        return self.geo["right"].step_at_width(2 * shape.cap_radius)
 
     def _cap_grip(self) -> NDArray[np.float64]:
         """The pinch `GRIP_STEPS` closing steps past touching the cap: a firm but limited squeeze.
