@@ -99,13 +99,15 @@ class CollectEnvFactory:
 
     needs_images: bool
     needs_privileged: bool
+    head_motion: str = "auto"
 
     def __call__(self, task: str, embodiment: str, video: bool, image_size: tuple[int, int]):
         from egosim.rig import RigConfig
         from egosim.tasks import make_env
 
         return make_env(task, embodiment, obs_mode="rgb" if (video or self.needs_images) else "state",
-                        privileged=self.needs_privileged, rig_config=RigConfig(image_size=tuple(image_size)))
+                        privileged=self.needs_privileged,
+                        rig_config=RigConfig(image_size=tuple(image_size), head_motion=self.head_motion))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,15 +125,25 @@ class CollectPolicyFactory:
 def cmd_collect(overrides: Sequence[str]) -> int:
     """Wires `egosim.data.collect` to the task registry and the policy kinds."""
     from egosim.data.collect import CollectConfig, collect, resolve
-    from egosim.embodiment import embodiment_names
+    from egosim.embodiment import ROBOT_TAG, embodiment_names
+    from egosim.errors import ConfigError
     from egosim.policies import get_policy_kind
     from egosim.tasks import task_names
 
     cfg = CollectConfig.from_mapping(_compose("collect", overrides))
-    cfg.tasks = resolve(cfg.tasks, task_names(), "task")
-    cfg.embodiments = resolve(cfg.embodiments, embodiment_names(), "embodiment")
+    procedural = task_names("procedural")
+    if cfg.source == "procedural":
+        cfg.tasks = resolve(cfg.tasks or ["all"], procedural, "procedural task")
+    else:
+        for name in cfg.tasks or ():
+            if name in procedural:
+                raise ConfigError(f"{name!r} is a procedural scene (no fixed goal): collect it with "
+                                  f"source=procedural hours=H")
+        cfg.tasks = resolve(cfg.tasks, task_names(), "task")
+    cfg.embodiments = resolve(cfg.embodiments, embodiment_names(), "embodiment", all_names=embodiment_names(ROBOT_TAG))
     kind = get_policy_kind(cfg.policy)
-    collect(cfg, CollectEnvFactory(kind.needs_images, kind.needs_privileged), CollectPolicyFactory(cfg.policy))
+    collect(cfg, CollectEnvFactory(kind.needs_images, kind.needs_privileged, cfg.head_motion),
+            CollectPolicyFactory(cfg.policy))
     return 0
 
 
@@ -254,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Play a policy and write one LeRobot v3.0 dataset (with GR00T meta/modality.json) per "
         "embodiment under OUTPUT_DIR/<embodiment>. Overrides of egosim/conf/collect.yaml: tasks=[...] "
         "embodiments=[...] policy=expert|random episodes=N seed=S output_dir=DIR keep=success|all video=false "
-        "image_size=[H,W] max_steps=N. Rerun the same command to resume a killed collection.",
+        "image_size=[H,W] max_steps=N; source=procedural hours=H for human play in procedural scenes (hours of "
+        "30 fps frames). Rerun the same command to resume a killed collection.",
     )
     p_col.add_argument("overrides", nargs="*", metavar="key=value")
     p_imp_top = sub.add_parser("import", help="import human recordings into a human dataset (EgoDex)")

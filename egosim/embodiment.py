@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from egosim.paths import asset_path
 from egosim.errors import ConfigError, InvalidChoiceError
+from egosim.head import HeadMotion
+from egosim.paths import asset_path
 
 SIDES: tuple[str, str] = ("left", "right")
+ROBOT_TAG = "robot"  # the benchmark's robot hands: what `embodiments=all` selects
+HUMAN_TAG = "human"  # the simulated human demonstrator: only when named
 
 # The 21 human keypoints per hand (DESIGN.md "Data"): wrist; thumb knuckle, intermediate base,
 # intermediate tip, tip; then index, middle, ring and little finger, each knuckle, intermediate base,
@@ -69,14 +72,25 @@ class Embodiment:
         wrist_torque: Torque limit of each rotational wrist actuator (N m).
         grasp_poses: Named hand-joint targets per side (`open`, `pre_pinch`, `pinch`, `pre_tripod`,
             `tripod`, `power`, `claw`), for experts.
-        keypoint_map: Human keypoint name -> robot site (unprefixed), for retargeting (`egosim.retarget`):
-            fingertips, and the knuckle / PIP / DIP (thumb: CMC / MCP / IP) sites the hand has.
+        keypoint_map: Human keypoint name -> site (unprefixed): for a robot, the sites retargeting
+            (`egosim.retarget`) matches human keypoints to (fingertips, and the knuckle / PIP / DIP
+            (thumb: CMC / MCP / IP) sites the hand has); for the human hand, all 21, which the env
+            reports each step (`EgosimEnv.human_observation`).
         human_scale: Robot hand size / reference human hand size: human keypoints relative to the wrist
             are multiplied by it before they become robot targets.
         human_wrist_offset: Per side, the robot wrist site's pose (xyz + wxyz) in the (scaled) human's
             canonical wrist frame (`egosim.keypoints`): robot wrist = human wrist pose x this offset.
             How both are chosen: `egosim.retarget.measure_human_alignment` (the tests check these
             values against it).
+        wrist_site, palm_site: The wrist frame (+x along the straight fingers, +z out of the palm) and
+            the palm's centre, on its inner face.
+        tags: `robot` for the benchmark's robot hands (what `embodiments=all` selects), `human` for the
+            demonstrator, plus descriptive tags.
+        head_motion: How the ego camera moves (`egosim.head`); None: a head camera fixed on the robot.
+        pinch_hold: Where experts place a thin object (a marker) in a top-down pinch, from the pinch
+            point (0: where the pads meet closing on nothing) to where the closing pads first meet an
+            object of its thickness from both sides (1, `GraspGeometry.center_at_width`). Measured per
+            hand by expert success; see `egosim.hands`.
     """
 
     name: str
@@ -99,6 +113,8 @@ class Embodiment:
     wrist_site: str = "wrist"
     palm_site: str = "palm_center"
     tags: frozenset[str] = frozenset()
+    head_motion: HeadMotion | None = None
+    pinch_hold: float = 0.0
 
     def __post_init__(self) -> None:
         for pose, per_side in self.grasp_poses.items():
@@ -108,6 +124,8 @@ class Embodiment:
         for key in self.keypoint_map:
             if key not in HUMAN_KEYPOINTS:
                 raise InvalidChoiceError("human keypoint", key, HUMAN_KEYPOINTS)
+        if not 0.0 <= self.pinch_hold <= 1.0:
+            raise ConfigError(f"{self.name}: pinch_hold must be in [0, 1], got {self.pinch_hold}")
         if not self.human_scale > 0.0:
             raise ConfigError(f"{self.name}: human_scale must be > 0, got {self.human_scale}")
         for side in SIDES:
@@ -117,6 +135,11 @@ class Embodiment:
         for side in SIDES:
             if not self.workspace[side].contains(np.asarray(self.home_wrist_pos[side])):
                 raise ConfigError(f"{self.name}: home wrist position of {side} lies outside its workspace")
+
+    @property
+    def is_human(self) -> bool:
+        """The simulated human demonstrator (tag `human`): the env reports its keypoints each step."""
+        return HUMAN_TAG in self.tags
 
     @property
     def dof(self) -> int:
@@ -188,11 +211,12 @@ def get_embodiment(name: str | Embodiment) -> Embodiment:
         raise InvalidChoiceError("embodiment", name, _REGISTRY) from None
 
 
-def embodiment_names() -> tuple[str, ...]:
-    """Registered embodiment names, in registration order."""
+def embodiment_names(tag: str | None = None) -> tuple[str, ...]:
+    """Registered embodiment names in registration order, optionally only those carrying `tag`
+    (`robot`: the benchmark's robot hands; `human`: the demonstrator)."""
     _load_builtin()
-    return tuple(_REGISTRY)
+    return tuple(n for n, e in _REGISTRY.items() if tag is None or tag in e.tags)
 
 
 def _load_builtin() -> None:
-    import egosim.hands  # noqa: F401  (registers sharpa_wave and unitree_dex3 on first import)
+    import egosim.hands  # noqa: F401  (registers sharpa_wave, unitree_dex3 and human on first import)

@@ -14,15 +14,29 @@ Spaces (DESIGN.md "Spaces"):
 - Reward: the change of the rubric score, so an episode's return equals its final score.
 - info: `milestones` (latched: reached at any time), `score`, `is_success`, `sim_unstable`,
   `mujoco_warnings` (new MuJoCo warnings this step), plus the task's options when it has any
-  (`Task.options()`, e.g. the cloth tasks' `pinch`).
+  (`Task.options()`, e.g. the cloth tasks' `pinch`). On the human embodiment also `human`: what a
+  tracking pipeline would report for the frame of this observation (`human_observation`):
+  `keypoints` (2, 21, 3) float32, left hand then right, in `HUMAN_KEYPOINTS` order, world (= rig)
+  frame, metres, z up; `keypoint_confidence` (2, 21) float32, 1.0 (the simulator's are exact; see
+  `egosim.data.human_noise` for a real pipeline's); `wrist_pose` (2, 7) float64, xyz + quaternion
+  wxyz of the canonical wrist frame of the keypoints (`egosim.keypoints`: origin the wrist, +x toward
+  the middle knuckle, +z out of the palm), as every human dataset stores it; `camera_pose` (7,)
+  float64, the ego camera (MuJoCo/ARKit camera frame: +x right, +y up, looking along -z).
+- The human embodiment's ego camera moves like a head (`egosim.head`; `RigConfig.head_motion`),
+  seeded from the reset seed; the robots' is fixed.
 Task options (`task_options={...}`) go to `Task.configure`; the task's `before_step` hook runs once per
 control step before physics, and its `is_unstable` check joins MuJoCo's divergence warnings.
 An episode ends (terminated) on success or when the physics becomes unstable (`sim_unstable`), and is
 truncated at the task's horizon.
+Rates: the task's `control_hz` (20 Hz for the benchmark tasks, 30 Hz for `tabletop_play`'s human-rate
+data) on its `physics_timestep` (default 2 ms), unless the arguments name others; the physics step must
+divide the control period. A task may draw its instruction, rubric and horizon per episode (the
+procedural `tabletop_play` does, in `apply_initial_state`): the env reads them at every reset.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import string
 from typing import Any
@@ -34,11 +48,21 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from egosim.actions import WRIST_DIM, side_slices
-from egosim.embodiment import SIDES, Embodiment, get_embodiment
+from egosim.embodiment import HUMAN_KEYPOINTS, SIDES, Embodiment, get_embodiment
 from egosim.errors import ConfigError, InvalidActionError, InvalidChoiceError
 from egosim.geometry import ROT6D_FROM_XMAT
 from egosim.rendering import CameraRenderer
-from egosim.rig import CAMERAS, HOME_WRIST_MAT, RigConfig, RigHandles, build_rig
+from egosim.head import HeadController
+from egosim.rig import (
+    CAMERAS,
+    DEFAULT_TIMESTEP,
+    HOME_WRIST_MAT,
+    TABLE_HEIGHT,
+    RigConfig,
+    RigHandles,
+    build_rig,
+    moving_head,
+)
 from egosim.task import InitialState, Task
 
 OBS_MODES = ("rgb", "state")
@@ -68,7 +92,7 @@ class EgosimEnv(gym.Env):
         obs_mode: str = "rgb",
         privileged: bool = False,
         render_mode: str | None = None,
-        control_hz: float = 20.0,
+        control_hz: float | None = None,
         rig_config: RigConfig = RigConfig(),
         render_size: tuple[int, int] = (480, 640),
         task_options: dict[str, Any] | None = None,
@@ -77,10 +101,15 @@ class EgosimEnv(gym.Env):
             raise InvalidChoiceError("obs_mode", obs_mode, OBS_MODES)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise InvalidChoiceError("render_mode", render_mode, self.metadata["render_modes"])
-        n_sub = round(1.0 / (control_hz * rig_config.timestep))
-        if n_sub < 1 or abs(n_sub * control_hz * rig_config.timestep - 1.0) > 1e-6:
+        # The task names its own rates (most: 20 Hz on 2 ms physics; tabletop_play: 30 Hz data for human
+        # play on 1/600 s); explicit arguments win.
+        control_hz = float(task.control_hz if control_hz is None else control_hz)
+        timestep = next(t for t in (rig_config.timestep, task.physics_timestep, DEFAULT_TIMESTEP) if t is not None)
+        rig_config = dataclasses.replace(rig_config, timestep=timestep)
+        n_sub = round(1.0 / (control_hz * timestep))
+        if n_sub < 1 or abs(n_sub * control_hz * timestep - 1.0) > 1e-6:
             raise ConfigError(
-                f"control_hz={control_hz} is not a whole number of physics steps of {rig_config.timestep} s"
+                f"control_hz={control_hz} is not a whole number of physics steps of {timestep} s"
             )
         if task_options:
             task.configure(task_options)
@@ -90,7 +119,9 @@ class EgosimEnv(gym.Env):
         self.obs_mode = obs_mode
         self.use_privileged = privileged
         self.render_mode = render_mode
+        self.control_hz = control_hz
         self.control_dt = 1.0 / control_hz
+        self.metadata = {**self.metadata, "render_fps": control_hz}
         self.n_substeps = n_sub
         self.rig_config = rig_config
         self.render_size = render_size
@@ -143,6 +174,17 @@ class EgosimEnv(gym.Env):
         self._state_buf = np.zeros(self.state_dim, dtype=np.float32)
         self._home_quat = np.zeros(4)
         mujoco.mju_mat2Quat(self._home_quat, HOME_WRIST_MAT.ravel())
+        # The human embodiment: its keypoint sites (2, 21), resolved once, and the head model.
+        self._keypoint_sites = None
+        if emb.is_human:
+            self._keypoint_sites = np.array([[self.model.site(Embodiment.prefixed(s, emb.keypoint_map[k])).id
+                                              for k in HUMAN_KEYPOINTS] for s in SIDES], dtype=np.intp)
+        self._kp_middle, self._kp_index, self._kp_little = (
+            HUMAN_KEYPOINTS.index(k) for k in ("middle_knuckle", "index_knuckle", "little_knuckle"))
+        self._palm_sites = np.array([self.rig.hands[s].palm_site for s in SIDES], dtype=np.intp)
+        self._head: HeadController | None = None
+        if moving_head(emb, rig_config):
+            self._head = HeadController(emb.head_motion, TABLE_HEIGHT, self.control_dt)  # type: ignore[arg-type]
         self._renderer: CameraRenderer | None = None
         self._video_renderer: CameraRenderer | None = None
         self._reached: dict[str, bool] = {}
@@ -188,7 +230,14 @@ class EgosimEnv(gym.Env):
             d.qpos[qadr] = open_pose
             d.ctrl[h.actuators] = open_pose
         self.task.apply_initial_state(m, d, state)
+        self.horizon = int(round(self.task.horizon_s * self.control_hz))  # a task may set its horizon per episode
         mujoco.mj_forward(m, d)
+        if self._head is not None:
+            # Its own generator, drawn from the reset seed after the initial state, so the head
+            # never changes what the task samples.
+            rng = np.random.default_rng(int(self.np_random.integers(2**63)))
+            self._set_head(*self._head.reset(d.site_xpos[self._palm_sites], rng))
+            mujoco.mj_forward(m, d)
         self._warn = d.warning.number.tolist()
         self._reached = {name: False for name in self.task.rubric.names}
         self._score = 0.0
@@ -202,6 +251,8 @@ class EgosimEnv(gym.Env):
         for i, (wrist, hand, ctrl) in enumerate(self._routes):
             self._move_target(i, a[wrist])
             d.ctrl[ctrl] = a[hand]
+        if self._head is not None:
+            self._set_head(*self._head.step(d.site_xpos[self._palm_sites]))
         self.task.before_step(m, d)
         try:
             mujoco.mj_step(m, d, nstep=self.n_substeps)
@@ -263,6 +314,50 @@ class EgosimEnv(gym.Env):
         """(position, rotation matrix) of the measured wrist site of `side`, rig frame."""
         sid = self._wrist_sites[SIDES.index(side)]
         return self.data.site_xpos[sid].copy(), self.data.site_xmat[sid].reshape(3, 3).copy()
+
+    def human_observation(self) -> dict[str, NDArray[Any]]:
+        """The clean human-tracking frame of the current state (see the module docstring, `info["human"]`).
+
+        Raises `ConfigError` on an embodiment without the 21 keypoint sites (the robots).
+        """
+        if self._keypoint_sites is None:
+            raise ConfigError(f"{self.embodiment.name} has no human keypoint sites; only the human embodiment does")
+        d = self.data
+        keypoints = d.site_xpos[self._keypoint_sites]
+        wrist = np.zeros((2, 7))
+        for i in range(2):
+            self._canonical_wrist(keypoints[i], 1.0 if SIDES[i] == "right" else -1.0, wrist[i])
+        cam = self.rig.cameras["ego_view"]
+        camera = np.zeros(7)
+        camera[:3] = d.cam_xpos[cam]
+        mujoco.mju_mat2Quat(camera[3:], d.cam_xmat[cam])
+        return {
+            "keypoints": keypoints.astype(np.float32),
+            "keypoint_confidence": np.ones((2, len(HUMAN_KEYPOINTS)), dtype=np.float32),
+            "wrist_pose": wrist,
+            "camera_pose": camera,
+        }
+
+    def _canonical_wrist(self, kp: NDArray[np.float64], sign: float, out: NDArray[np.float64]) -> None:
+        """`egosim.keypoints.canonical_wrist_pose` of one hand's keypoints, written with MuJoCo's
+        vector helpers: it runs every step, where numpy's per-call overhead on 3-vectors dominates
+        (the tests check it against `canonical_wrist_pose`)."""
+        w, mid, idx, lit = kp[0], kp[self._kp_middle], kp[self._kp_index], kp[self._kp_little]
+        x, a, b, n, y = np.empty(3), idx - w, lit - w, np.empty(3), np.empty(3)
+        x[:] = mid - w
+        mujoco.mju_normalize3(x)
+        mujoco.mju_cross(n, a, b)
+        n *= sign
+        n -= mujoco.mju_dot3(n, x) * x
+        mujoco.mju_normalize3(n)
+        mujoco.mju_cross(y, n, x)
+        out[:3] = w
+        mujoco.mju_mat2Quat(out[3:], np.array([x, y, n]).T.ravel())
+
+    def _set_head(self, pos: NDArray[np.float64], quat: NDArray[np.float64]) -> None:
+        k = self.rig.head_mocap
+        self.data.mocap_pos[k] = pos
+        self.data.mocap_quat[k] = quat
 
     def _validate(self, action: Any) -> NDArray[np.float64]:
         try:
@@ -363,4 +458,6 @@ class EgosimEnv(gym.Env):
         }
         if self._task_info:
             info.update(self._task_info)
+        if self._keypoint_sites is not None:
+            info["human"] = self.human_observation()
         return info

@@ -10,6 +10,9 @@ Conventions (one source of truth, also written to the dataset's modality file):
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -81,6 +84,43 @@ def matrix_to_quat(mat: ArrayLike) -> NDArray[np.float64]:
         q = np.asarray(q)
         out[i] = q / np.linalg.norm(q) * (1.0 if q[0] >= 0 else -1.0)
     return out.reshape(m.shape[:-2] + (4,))
+
+
+def rotvec_matrix_rows(x: float, y: float, z: float) -> list[list[float]]:
+    """The rotation of the axis-angle vector (x, y, z) (Rodrigues), as nested lists of floats.
+
+    With `matrix_rows_to_quat`, the scalar path for code that turns one small rotation per control
+    step, where numpy's per-call overhead on 3-vectors costs more than the arithmetic.
+    """
+    a = math.sqrt(x * x + y * y + z * z)
+    if a < 1e-12:
+        return [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    ux, uy, uz = x / a, y / a, z / a
+    c, s, v = math.cos(a), math.sin(a), 1.0 - math.cos(a)
+    return [[c + ux * ux * v, ux * uy * v - uz * s, ux * uz * v + uy * s],
+            [uy * ux * v + uz * s, c + uy * uy * v, uy * uz * v - ux * s],
+            [uz * ux * v - uy * s, uz * uy * v + ux * s, c + uz * uz * v]]
+
+
+def matrix_rows_to_quat(m: Sequence[Sequence[float]]) -> NDArray[np.float64]:
+    """One rotation matrix (nested lists or a 3x3 array) to a unit quaternion (w, x, y, z), w >= 0,
+    in plain floats (Shepperd's method, as `matrix_to_quat`)."""
+    r = m.tolist() if isinstance(m, np.ndarray) else m
+    t = r[0][0] + r[1][1] + r[2][2]
+    if t > 0:
+        s = 2.0 * math.sqrt(t + 1.0)
+        q = (0.25 * s, (r[2][1] - r[1][2]) / s, (r[0][2] - r[2][0]) / s, (r[1][0] - r[0][1]) / s)
+    elif r[0][0] > r[1][1] and r[0][0] > r[2][2]:
+        s = 2.0 * math.sqrt(1.0 + r[0][0] - r[1][1] - r[2][2])
+        q = ((r[2][1] - r[1][2]) / s, 0.25 * s, (r[0][1] + r[1][0]) / s, (r[0][2] + r[2][0]) / s)
+    elif r[1][1] > r[2][2]:
+        s = 2.0 * math.sqrt(1.0 + r[1][1] - r[0][0] - r[2][2])
+        q = ((r[0][2] - r[2][0]) / s, (r[0][1] + r[1][0]) / s, 0.25 * s, (r[1][2] + r[2][1]) / s)
+    else:
+        s = 2.0 * math.sqrt(1.0 + r[2][2] - r[0][0] - r[1][1])
+        q = ((r[1][0] - r[0][1]) / s, (r[0][2] + r[2][0]) / s, (r[1][2] + r[2][1]) / s, 0.25 * s)
+    n = math.sqrt(sum(v * v for v in q)) * (1.0 if q[0] >= 0 else -1.0)
+    return np.array([v / n for v in q])
 
 
 def axis_angle_to_matrix(axis: ArrayLike, angle: float) -> NDArray[np.float64]:

@@ -19,13 +19,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from egosim.embodiment import SIDES, Embodiment
-from egosim.errors import AssetError, ConfigError
+from egosim.errors import AssetError, ConfigError, InvalidChoiceError
 from egosim.geometry import look_at_xyaxes, matrix_to_quat
+from egosim.head import HEAD_MODES, look_at_matrix
 
+DEFAULT_TIMESTEP = 0.002  # physics step (s) when neither the rig config nor the task names one
 TABLE_HEIGHT = 0.75  # table-top surface, metres above the floor
 TABLE_CENTER = (0.55, 0.0)
 TABLE_HALF_SIZE = (0.35, 0.6, 0.02)
 CAMERAS: tuple[str, str, str] = ("ego_view", "left_wrist_view", "right_wrist_view")
+# The robots' head camera: above and behind the hands, looking at the table centre.
+EGO_EYE = (0.12, 0.0, 1.36)
+EGO_TARGET = (TABLE_CENTER[0], 0.0, TABLE_HEIGHT)
 
 # Home wrist orientation: palm facing down (hand +z = world -z), fingers forward (hand +x = world +x).
 HOME_WRIST_MAT = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
@@ -37,19 +42,26 @@ class RigConfig:
     """Physics and camera settings of the rig.
 
     Attributes:
-        timestep: Physics step (s).
+        timestep: Physics step (s); None: the task's `physics_timestep`, else `DEFAULT_TIMESTEP` (2 ms).
         image_size: (height, width) of policy camera images; 240 x 320 as GR00T N1.7's video keys.
         wrist_kp: Stiffness of the Cartesian wrist controller, translation (N/m).
         wrist_kp_rot: Stiffness of the Cartesian wrist controller, rotation (N m/rad).
+        head_motion: How the ego camera of an embodiment with a head model (the human) moves:
+            `auto` (the embodiment's default: natural for the human), `natural` (it looks at the
+            working hand, `egosim.head`) or `fixed` (held at the robots' head-camera pose, for
+            aligned human/robot data). Robots' head cameras are always fixed.
     """
 
-    timestep: float = 0.002
+    timestep: float | None = None
     image_size: tuple[int, int] = (240, 320)
     wrist_kp: float = 8000.0
     wrist_kp_rot: float = 150.0
+    head_motion: str = "auto"
 
     def __post_init__(self) -> None:
-        if not 1e-4 <= self.timestep <= 0.01:
+        if self.head_motion not in HEAD_MODES:
+            raise InvalidChoiceError("head_motion", self.head_motion, HEAD_MODES)
+        if self.timestep is not None and not 1e-4 <= self.timestep <= 0.01:
             raise ConfigError(f"timestep {self.timestep} s outside [0.0001, 0.01]")
         h, w = self.image_size
         if not (16 <= h <= 2048 and 16 <= w <= 2048):
@@ -60,7 +72,7 @@ def build_rig(embodiment: Embodiment, config: RigConfig = RigConfig()) -> mujoco
     """Composes the rig for an embodiment; tasks then add their props to the returned spec."""
     spec = mujoco.MjSpec()
     spec.modelname = f"egosim_rig_{embodiment.name}"
-    spec.option.timestep = config.timestep
+    spec.option.timestep = config.timestep if config.timestep is not None else DEFAULT_TIMESTEP
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
     spec.option.impratio = 10.0
@@ -73,13 +85,23 @@ def build_rig(embodiment: Embodiment, config: RigConfig = RigConfig()) -> mujoco
     spec.visual.quality.offsamples = 0  # multisampling costs 2x in software rendering
     spec.visual.headlight.ambient = [0.35, 0.35, 0.35]
     spec.visual.headlight.diffuse = [0.5, 0.5, 0.5]
-    _add_world(spec)
+    _add_world(spec, embodiment)
     for side in SIDES:
         _add_hand(spec, embodiment, side, config)
     return spec
 
 
-def _add_world(spec: mujoco.MjSpec) -> None:
+def moving_head(embodiment: Embodiment, config: RigConfig) -> bool:
+    """Whether the ego camera moves like a head (`RigConfig.head_motion`)."""
+    if embodiment.head_motion is None:
+        if config.head_motion == "natural":
+            raise ConfigError(f"head_motion='natural' needs an embodiment with a head model; {embodiment.name!r} "
+                              "has a fixed head camera (use auto or fixed)")
+        return False
+    return config.head_motion != "fixed"
+
+
+def _add_world(spec: mujoco.MjSpec, embodiment: Embodiment) -> None:
     wb = spec.worldbody
     spec.add_material(name="floor", rgba=[0.32, 0.34, 0.38, 1])
     spec.add_material(name="table", rgba=[0.72, 0.62, 0.48, 1])
@@ -93,11 +115,16 @@ def _add_world(spec: mujoco.MjSpec) -> None:
             pos=[sx * (TABLE_HALF_SIZE[0] - 0.05), sy * (TABLE_HALF_SIZE[1] - 0.05), -(TABLE_HEIGHT - 0.04) / 2 - 0.02],
             material="table", contype=0, conaffinity=0,
         )
-    # Head (egocentric) camera, above and behind the hands, looking at the table centre.
-    eye = np.array([0.12, 0.0, 1.36])
-    target = np.array([TABLE_CENTER[0], 0.0, TABLE_HEIGHT])
-    wb.add_camera(name="ego_view", pos=eye.tolist(), fovy=70.0,
-                  xyaxes=look_at_xyaxes(target - eye, [0, 0, 1]).tolist())
+    # Head (egocentric) camera, above and behind the hands, looking at the table centre. An
+    # embodiment with a head model carries it on a mocap body `head` that the env moves (or holds
+    # at this pose); the camera is the body's frame (looking along -z, +y up).
+    eye, target = np.array(EGO_EYE), np.array(EGO_TARGET)
+    if embodiment.head_motion is not None:
+        head = wb.add_body(name="head", mocap=True, pos=eye.tolist(), quat=matrix_to_quat(look_at_matrix(eye, target)).tolist())
+        head.add_camera(name="ego_view", fovy=70.0)
+    else:
+        wb.add_camera(name="ego_view", pos=eye.tolist(), fovy=70.0,
+                      xyaxes=look_at_xyaxes(target - eye, [0, 0, 1]).tolist())
 
 
 def _add_hand(spec: mujoco.MjSpec, emb: Embodiment, side: str, config: RigConfig) -> None:
@@ -176,6 +203,7 @@ class RigHandles:
     hands: dict[str, HandHandles]
     cameras: dict[str, int]
     table_geom: int
+    head_mocap: int = -1  # mocap index of the `head` body (-1: the robots' fixed head camera)
 
     @classmethod
     def resolve(cls, model: mujoco.MjModel, emb: Embodiment) -> RigHandles:
@@ -214,7 +242,9 @@ class RigHandles:
                 camera=lookup(mujoco.mjtObj.mjOBJ_CAMERA, f"{side}_wrist_view"),
             )
         cameras = {name: lookup(mujoco.mjtObj.mjOBJ_CAMERA, name) for name in CAMERAS}
-        return cls(hands=hands, cameras=cameras, table_geom=lookup(mujoco.mjtObj.mjOBJ_GEOM, "table_top"))
+        head = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "head")
+        return cls(hands=hands, cameras=cameras, table_geom=lookup(mujoco.mjtObj.mjOBJ_GEOM, "table_top"),
+                   head_mocap=int(model.body_mocapid[head]) if head >= 0 else -1)
 
 
 def _is_descendant(model: mujoco.MjModel, body: int, ancestor: int) -> bool:

@@ -77,7 +77,9 @@ class Task(abc.ABC):
     tags: ClassVar[frozenset[str]] = frozenset()
     instruction: ClassVar[str]
     rubric: ClassVar[Rubric]
-    horizon_s: ClassVar[float]  # episode length, seconds of simulated time
+    horizon_s: ClassVar[float]  # episode length, seconds of simulated time (read at every reset: a task may set it per episode)
+    control_hz: ClassVar[float] = 20.0  # control and data rate the env runs the task at unless told otherwise
+    physics_timestep: ClassVar[float | None] = None  # physics step (s) unless the rig config names one; None: the rig's
     privileged_dim: ClassVar[int]
     initial_states_file: ClassVar[Path | None] = None  # JSON list of evaluation initial states
 

@@ -40,7 +40,7 @@ from egosim.eval.store import ResultsStore
 from egosim.eval.versions import versions
 from egosim.policies import check_policy_options, get_policy_kind
 
-from egosim.embodiment import embodiment_names, get_embodiment
+from egosim.embodiment import ROBOT_TAG, embodiment_names, get_embodiment
 from egosim.errors import ConfigError, InvalidChoiceError, reject_unknown_keys
 
 Log = Callable[[str], None]
@@ -57,7 +57,8 @@ class EvalConfig:
 
     Attributes:
         tasks: Task names (`egosim.tasks.task_names()`), or ["all"].
-        embodiments: Embodiment names (`egosim.embodiment.embodiment_names()`), or ["all"].
+        embodiments: Embodiment names (`egosim.embodiment.embodiment_names()`), or ["all"]: the robot
+            hands (tag `robot`); the human demonstrator only when named.
         policy: Policy kind (`egosim.policies.policy_kinds()`).
         checkpoint: Checkpoint folder or file for policy kinds that load one; None otherwise.
         label: Name of this policy in reports (e.g. "pretrained", "scratch"); default: the policy
@@ -183,7 +184,8 @@ def resolve_names(cfg: EvalConfig) -> tuple[list[str], list[str]]:
     from egosim.tasks import get_task, task_names
 
     tasks = list(task_names()) if cfg.tasks == ["all"] else cfg.tasks
-    embs = list(embodiment_names()) if cfg.embodiments == ["all"] else cfg.embodiments
+    # "all" is the benchmark's robot hands; the human demonstrator only when named
+    embs = list(embodiment_names(ROBOT_TAG)) if cfg.embodiments == ["all"] else cfg.embodiments
     for name in embs:
         get_embodiment(name)
     kind = get_policy_kind(cfg.policy)

@@ -10,7 +10,7 @@ Right hand: turns the cap from above in cycles, as a person does with fingertips
 the cap's axis), tilted about the palm-plane axis across the pinch so that the thumb's and its
 partners' lowest links are level (`pinch_level_profile`), the hand is placed so that the centre of
 the gap between the thumb's and its partner's fingertip links, at the closing step where that gap
-equals the cap's width (measured by forward kinematics, `pinch_center_profile`), lies on the cap's
+equals the cap's width (measured by forward kinematics, `GraspGeometry.pinch_center`), lies on the cap's
 axis, as low as the fingers' lowest link, closed to the grip, stays at the skirt's lower edge (so
 no finger presses on the bottle below the cap). It opens the pinch to 10 closing steps short of the
 cap, descends, closes the pinch, twists the wrist counter-clockwise by `TWIST_DEG` about the cap's
@@ -46,7 +46,16 @@ from egosim.embodiment import SIDES, Embodiment
 from egosim.geometry import axis_angle_to_matrix
 from egosim.rig import HOME_WRIST_MAT, TABLE_HEIGHT
 from egosim.tasks.screw_cap import CAP_ROOF, CAP_SEAT_GAP, PITCH, TURNS_TO_RELEASE
-from egosim.tasks.scripted import GraspGeometry, HandScript, Pose, Stage, geom_extent, step_scripts, wrist_for_point
+from egosim.tasks.scripted import (
+    GraspGeometry,
+    HandScript,
+    Pose,
+    Stage,
+    geom_extent,
+    power_axis_point,
+    step_scripts,
+    wrist_for_point,
+)
 
 if TYPE_CHECKING:
     from egosim.env import EgosimEnv
@@ -71,136 +80,70 @@ PLACE_OFFSET = np.array([0.0, -0.11, 0.0])  # where the cap goes, relative to th
 SIDE_CLAW_MAT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # palm -y, fingers +x, width up
 
 
-def power_axis_point(emb: Embodiment, side: str) -> NDArray[np.float64]:
-    """Where a cylinder's axis sits in a `power` grasp (wrist frame), measured by forward kinematics:
-    halfway between the palm centre and the mean of the non-thumb fingertips, which wrap around it.
-
-    On both hands this lies within 7 mm of where a 30-38 mm bottle settles in the closed hand; the
-    `claw` centre (meant for top-down grasps) put the bottle 2.5 cm too far out on the Sharpa hand,
-    and the closing fingers shoved and tipped it.
-    """
-    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-    data = mujoco.MjData(model)
-    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
-    data.qpos[qadr] = emb.grasp_pose("power", side)
-    mujoco.mj_kinematics(model, data)
-    wrist = model.site(emb.wrist_site).id
-    r, p = data.site_xmat[wrist].reshape(3, 3), data.site_xpos[wrist]
-    local = {s: r.T @ (data.site_xpos[model.site(s).id] - p) for s in emb.fingertip_sites[1:] + (emb.palm_site,)}
-    tips = np.mean([local[s] for s in emb.fingertip_sites[1:]], axis=0)
-    return 0.5 * (local[emb.palm_site] + tips)
-
-
-class _PinchFK:
-    """Forward kinematics of one hand model along its pre_pinch -> pinch closing path."""
-
-    def __init__(self, emb: Embodiment, side: str, partners_tol: float) -> None:
-        self.emb = emb
-        self.model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
-        self.data = mujoco.MjData(self.model)
-        self.qadr = [self.model.jnt_qposadr[self.model.joint(j).id] for j in emb.joint_names]
-        self.wrist = self.model.site(emb.wrist_site).id
-        self.pre, self.pinch = emb.grasp_pose("pre_pinch", side), emb.grasp_pose("pinch", side)
-        self.thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
-        self.pose(self.pinch)
-        self.partners = [f for f in fingers if np.linalg.norm(self.site(f) - self.site(self.thumb)) < partners_tol] or [
-            fingers[0]
-        ]
-
-    def pose(self, q: NDArray[np.float64]) -> None:
-        self.data.qpos[:] = 0
-        self.data.qpos[self.qadr] = q
-        mujoco.mj_kinematics(self.model, self.data)
-
-    def close_to(self, a: float) -> None:
-        """The hand a fraction `a` of the way from pre_pinch to pinch (joint-space interpolation)."""
-        self.pose(self.pre + a * (self.pinch - self.pre))
-
-    def site(self, s: str) -> NDArray[np.float64]:
-        return self.data.site_xpos[self.model.site(s).id].copy()
-
-    def wrist_frame(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(rotation, position) of the wrist site."""
-        return self.data.site_xmat[self.wrist].reshape(3, 3).copy(), self.data.site_xpos[self.wrist].copy()
-
-
-def pinch_center_profile(emb: Embodiment, side: str, partners_tol: float = 0.035) -> NDArray[np.float64]:
-    """Centre of the gap between the thumb's and its pinch partners' fingertip links (wrist frame)
-    at the 41 closing steps of `GraspGeometry.pinch_gap` (pre_pinch -> pinch): the midpoint of the
-    closest points of the nearest pair of links. An object as wide as the gap at a step must sit
-    there for the closing pinch to meet it from both sides at once (fingers sweep arcs, so this is
-    not the final meeting point, and the fingertip sites are not the pads)."""
-    fk = _PinchFK(emb, side, partners_tol)
-    model, data = fk.model, fk.data
-
-    def geoms(s: str) -> list[int]:
-        b = int(model.site_bodyid[model.site(s).id])
-        return [g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == b]
-
-    thumb_geoms, partner_geoms = geoms(fk.thumb), [g for f in fk.partners for g in geoms(f)]
-    out = []
-    fromto = np.zeros(6)
-    for a in np.linspace(0.0, 1.0, 41):
-        fk.close_to(a)
-        best, mid = np.inf, np.zeros(3)
-        for g1 in thumb_geoms:
-            for g2 in partner_geoms:
-                dist = mujoco.mj_geomDistance(model, data, g1, g2, 1.0, fromto)
-                if dist < best:
-                    best, mid = dist, 0.5 * (fromto[:3] + fromto[3:])
-        r, p = fk.wrist_frame()
-        out.append(r.T @ (mid - p))
-    return np.array(out)
-
-
 def pinch_level_profile(
-    emb: Embodiment, side: str, partners_tol: float = 0.035
+    emb: Embodiment, side: str, centres: NDArray[np.float64], partners_tol: float = 0.035
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """How to hold the pinch level over a cap, measured by forward kinematics at the 41 closing steps
-    of `GraspGeometry.pinch_gap`: (tilts (41, 3, 3), lows (41, 41), axis (3,)).
+    """How to hold the pinch level over a cap, measured by forward kinematics at the closing steps
+    of `GraspGeometry.pinch_gap` (n = 41): (tilts (n, 3, 3), lows (n, n), axis (3,)).
 
     `tilts[k]` is the wrist-frame rotation about the palm-plane axis across the pinch line that
     brings the thumb's and its partners' lowest link points at step k to the same depth below the
     palm (the Sharpa thumb tip reaches 10 mm deeper than the index tip: over a cap it pressed on the
     bottle's shoulder while the index pad slid over the cap's top; the Dex3 tripod is level
     already, within 1 degree). `lows[k, j]` is how far the fingers' lowest link point at step j
-    lies below the pinch centre of step k, along the palm normal tilted by `tilts[k]`.
+    lies below the pinch centre of step k (`centres`, `GraspGeometry.pinch_center`), along the palm
+    normal tilted by `tilts[k]`.
     """
-    fk = _PinchFK(emb, side, partners_tol)
-    model, data = fk.model, fk.data
-    centres = pinch_center_profile(emb, side, partners_tol)
+    model = mujoco.MjModel.from_xml_path(emb.hand_xml(side))
+    data = mujoco.MjData(model)
+    qadr = [model.jnt_qposadr[model.joint(j).id] for j in emb.joint_names]
+    wrist = model.site(emb.wrist_site).id
+    pre, pinch = emb.grasp_pose("pre_pinch", side), emb.grasp_pose("pinch", side)
+    thumb, fingers = emb.fingertip_sites[0], emb.fingertip_sites[1:]
+    palm = int(model.site_bodyid[model.site(emb.palm_site).id])
+
+    def pose(q: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Poses the hand; returns the wrist site's (rotation, position)."""
+        data.qpos[:] = 0
+        data.qpos[qadr] = q
+        mujoco.mj_kinematics(model, data)
+        return data.site_xmat[wrist].reshape(3, 3).copy(), data.site_xpos[wrist].copy()
+
+    def site(s: str) -> NDArray[np.float64]:
+        return data.site_xpos[model.site(s).id].copy()
 
     def chain(s: str) -> list[int]:
-        """Geoms of the finger that carries site `s`: its tip body and the bodies up to the palm."""
+        """Colliding geoms of the finger that carries site `s`, from its tip body up to the palm."""
         b, out = int(model.site_bodyid[model.site(s).id]), []
-        palm = int(model.site_bodyid[model.site(emb.palm_site).id])
         while b > 0 and b != palm:
             out += [g for g in range(model.ngeom) if int(model.geom_bodyid[g]) == b and model.geom_contype[g]]
             b = int(model.body_parentid[b])
         return out
 
-    thumb_geoms, partner_geoms = chain(fk.thumb), [g for f in fk.partners for g in chain(f)]
-    fk.pose(emb.grasp_pose("open", side))
-    r, p = fk.wrist_frame()
-    line = np.mean([r.T @ (fk.site(f) - p) for f in fk.partners], axis=0) - r.T @ (fk.site(fk.thumb) - p)
+    pose(pinch)  # the partners are the fingers that close onto the thumb (as in PinchProfile)
+    partners = [f for f in fingers if np.linalg.norm(site(f) - site(thumb)) < partners_tol] or [fingers[0]]
+    thumb_geoms, partner_geoms = chain(thumb), [g for f in partners for g in chain(f)]
+    r, p = pose(emb.grasp_pose("open", side))
+    line = np.mean([r.T @ (site(f) - p) for f in partners], axis=0) - r.T @ (site(thumb) - p)
     z = np.array([0.0, 0.0, 1.0])
     line -= (line @ z) * z
     axis = np.cross(z, line / np.linalg.norm(line))
-    steps = np.linspace(0.0, 1.0, 41)
 
-    def depth(geoms: list[int], down: NDArray[np.float64]) -> float:
-        """How far `geoms` reach below the wrist along `down` (wrist frame), in the current pose."""
-        r, p = fk.wrist_frame()
-        u = r @ down
-        return max(geom_extent(model, data, g, u) for g in geoms) - float(u @ p)
+    def depth(geoms: list[int], down: NDArray[np.float64], frame: tuple[NDArray[np.float64], NDArray[np.float64]]) -> float:
+        """How far `geoms` reach below the wrist (`frame`: its rotation, position) along `down` (wrist
+        frame), in the current pose."""
+        u = frame[0] @ down
+        return max(geom_extent(model, data, g, u) for g in geoms) - float(u @ frame[1])
 
-    def imbalance(angle: float) -> float:
-        down = axis_angle_to_matrix(axis, angle).T @ z
-        return depth(thumb_geoms, down) - depth(partner_geoms, down)
-
-    tilts, lows = [], []
+    tilts = []
+    steps = np.linspace(0.0, 1.0, len(centres))
     for a in steps:
-        fk.close_to(a)
+        frame = pose(pre + a * (pinch - pre))
+
+        def imbalance(angle: float) -> float:
+            down = axis_angle_to_matrix(axis, angle).T @ z
+            return depth(thumb_geoms, down, frame) - depth(partner_geoms, down, frame)
+
         lo, hi = -0.6, 0.6
         if imbalance(lo) * imbalance(hi) > 0:  # cannot be levelled within 35 degrees: leave it
             angle = 0.0
@@ -210,14 +153,13 @@ def pinch_level_profile(
                 lo, hi = (mid, hi) if imbalance(lo) * imbalance(mid) > 0 else (lo, mid)
             angle = 0.5 * (lo + hi)
         tilts.append(axis_angle_to_matrix(axis, angle))
-    for k, tilt in enumerate(tilts):
-        down = tilt.T @ z
-        row = []
-        for a in steps:
-            fk.close_to(a)
-            row.append(depth(thumb_geoms + partner_geoms, down))
-        lows.append(np.array(row) - float(centres[k] @ down))
-    return np.array(tilts), np.array(lows), axis
+    lows = np.zeros((len(steps), len(steps)))
+    for j, a in enumerate(steps):
+        frame = pose(pre + a * (pinch - pre))
+        for k, tilt in enumerate(tilts):
+            down = tilt.T @ z
+            lows[k, j] = depth(thumb_geoms + partner_geoms, down, frame) - float(centres[k] @ down)
+    return np.array(tilts), lows, axis
 
 
 def _rz(angle: float) -> NDArray[np.float64]:
@@ -242,8 +184,8 @@ class BottleUncapExpert:
         self.emb = env.embodiment
         self.geo = {s: GraspGeometry.measure(self.emb, s) for s in SIDES}
         self.power_axis = {s: power_axis_point(self.emb, s) for s in SIDES}
-        self.pinch_centre = pinch_center_profile(self.emb, "right")
-        self.pinch_level, self.pinch_low, _ = pinch_level_profile(self.emb, "right")
+        self.pinch_centre = self.geo["right"].pinch_center
+        self.pinch_level, self.pinch_low, _ = pinch_level_profile(self.emb, "right", self.pinch_centre)
         self.lim = lim = {s: self.emb.joint_limits(s) for s in SIDES}
         self.pose = {}
         for s in SIDES:
@@ -376,8 +318,7 @@ class BottleUncapExpert:
         """The pinch's closing step at which the gap between thumb and partner equals the cap's width."""
         shape = self.task.cap.shape
         assert shape is not None
-        hits = np.flatnonzero(self.geo["right"].pinch_gap <= 2 * shape.cap_radius)
-        return int(hits[0]) if hits.size else len(self.geo["right"].pinch_gap) - 1
+        return self.geo["right"].step_at_width(2 * shape.cap_radius)
 
     def _cap_grip(self) -> NDArray[np.float64]:
         """The pinch `GRIP_STEPS` closing steps past touching the cap: a firm but limited squeeze.

@@ -8,7 +8,11 @@ rim and go back to the home pose, out of the left hand's way. A grasp that does 
 
 Left hand, meanwhile: a top-down pinch of the marker at its middle, the hand yawed so the pinch
 closes across the marker and as low as the fingertips can go without touching the table, so the
-fingertips meet the marker at its equator. Turning a marker upright in the air slides it out of a
+fingertips meet the marker at its equator, with the marker's middle at the embodiment's
+`pinch_hold` point: the pinch point (where the pads meet closing on nothing; Sharpa Wave, Dex3) or
+where the closing pads meet an object of the marker's thickness from both sides at once (the human
+hand, whose pads meet a marker 3 cm from its pinch point: placed there, the pinch dragged the marker
+along the table). Turning a marker upright in the air slides it out of a
 fingertip pinch, so the hand tips it up about its far end, which stays on the table (closed loop,
 15 degrees a step, from where the marker really is), lifts it leaning at 30 degrees, waits for the
 canister to stand on the square and the right hand to be home (a large hand on its way out can knock
@@ -176,7 +180,9 @@ class PenInBinExpert:
                 centre, _ = task.marker_pose(data)
                 # The fingertips' lowest point (while closing) stays TIP_CLEARANCE above the table.
                 point = np.array([centre[0], centre[1], TABLE_HEIGHT + TIP_CLEARANCE + height])
-                return wrist_for_point(point, rot, np.array([*geo.pinch_point[:2], geo.reach_at_width(2 * MARKER_R)]))
+                k = self.emb.pinch_hold  # per hand: from the pinch point to where the pads meet the marker
+                held = (1.0 - k) * geo.pinch_point + k * geo.center_at_width(2 * MARKER_R)
+                return wrist_for_point(point, rot, np.array([*held[:2], geo.reach_at_width(2 * MARKER_R)]))
 
             return target
 

@@ -17,6 +17,7 @@ from egosim.tasks.pen_in_bin import PenInBin
 from egosim.tasks.shirt_fold import ShirtFold
 from egosim.tasks.shirt_roll import ShirtRoll
 from egosim.tasks.syringe_transfer import SyringeTransfer
+from egosim.tasks.tabletop_play import TabletopPlay
 from egosim.tasks.tong_transfer import TongTransfer
 from egosim.tasks.water_bottle_uncap import WaterBottleUncap
 
@@ -24,14 +25,22 @@ TASKS: dict[str, type[Task]] = {
     cls.name: cls
     for cls in (
         PenInBin, CardSort, TongTransfer, BottleUncap, SyringeTransfer, WaterBottleUncap, DishRack,
-        ShirtRoll, ShirtFold,
+        ShirtRoll, ShirtFold, TabletopPlay,
     )
 }
+PROCEDURAL = "procedural"  # the tag of scene generators for pretraining data (not benchmark tasks)
 
 
 def task_names(tag: str | None = None) -> tuple[str, ...]:
-    """Registered task names, optionally only those carrying `tag` (`main`, `one_shot`, `g1`, `cloth`)."""
-    return tuple(n for n, cls in TASKS.items() if tag is None or tag in cls.tags)
+    """Registered task names, optionally only those carrying `tag` (`main`, `one_shot`, `g1`, `cloth`,
+    `procedural`).
+
+    Without a tag: the benchmark tasks, i.e. every task but the `procedural` scene generators (what
+    `tasks=all` means in eval and collect). `task_names("procedural")` lists those.
+    """
+    if tag is None:
+        return tuple(n for n, cls in TASKS.items() if PROCEDURAL not in cls.tags)
+    return tuple(n for n, cls in TASKS.items() if tag in cls.tags)
 
 
 def get_task(name: str) -> type[Task]:

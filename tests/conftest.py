@@ -27,6 +27,21 @@ def make(env_id: str, **kwargs) -> EgosimEnv:
     return egosim.tasks.make_env(task, emb, **kwargs)
 
 
-@pytest.fixture(params=ENV_IDS)
+HUMAN_DEFAULT_TASKS = ("pen_in_bin",)  # the human's envs in the default suite; the rest are slow
+
+
+def _param(env_id: str):
+    """Every robot env runs in the default suite; the human demonstrator's only on `pen_in_bin` (its
+    envs cost as much as the robots' and double the suite; the cloth ones take minutes), the rest in
+    `make test-slow`."""
+    from egosim.embodiment import get_embodiment
+
+    task, emb = pair_of(env_id)
+    if get_embodiment(emb).is_human and task not in HUMAN_DEFAULT_TASKS:
+        return pytest.param(env_id, marks=pytest.mark.slow)
+    return env_id
+
+
+@pytest.fixture(params=[_param(e) for e in ENV_IDS])
 def env_id(request) -> str:
     return request.param

@@ -226,12 +226,17 @@ def test_validator_command_and_collect_benchmark_run(expert_ds, tmp_path: Path) 
     assert out.returncode == 1 and f"ok {root}: unitree_dex3, 3 episodes" in out.stdout and "INVALID" in out.stdout
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "collect.py"
     out = subprocess.run([sys.executable, str(script), "--embodiments", EMB, "--policy", "random", "--episodes", "2",
-                          "--max-steps", "5", "--workers", "1", "--image-size", "32", "48", "--json",
-                          str(tmp_path / "b.json")], capture_output=True, text=True, timeout=300)
+                          "--max-steps", "5", "--workers", "1", "--image-size", "32", "48", "--human-hours", "0.0005",
+                          "--human-embodiment", EMB, "--json", str(tmp_path / "b.json")],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    doc = json.loads((tmp_path / "b.json").read_text())
+    rows, human = doc["rows"], doc["human_rows"]
     assert {(r["video"], r["episodes"]) for r in rows} == {(False, 2), (True, 2)}
     assert all(r["episodes_per_hour"] > 0 for r in rows)
+    # The human half: procedural play, exactly the hours asked (54 frames at 30 fps), with and without video.
+    assert {r["video"] for r in human} == {False, True} and all(r["frames"] == 54 for r in human)
+    assert all(r["data_hours_per_wall_hour"] > 0 for r in human) and "data h/wall h" in out.stdout
 
 
 def test_bad_settings_name_the_value_and_the_choices(tmp_path: Path) -> None:

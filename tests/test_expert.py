@@ -13,7 +13,7 @@ import pytest
 from egosim.embodiment import embodiment_names
 from expert_helpers import failures, play_expert
 
-EMBODIMENTS = list(embodiment_names())
+EMBODIMENTS = list(embodiment_names("robot"))
 
 
 @pytest.mark.parametrize("embodiment", EMBODIMENTS)

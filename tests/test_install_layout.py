@@ -44,7 +44,7 @@ CHECK = textwrap.dedent(
             env = egosim.tasks.make_env(task, name, obs_mode="state")
             env.reset(seed=0, options={"initial_state": 0})
     rc = egosim.cli.main(["eval", "policy=random", "episodes=1", "max_steps=2", "output_dir=out"])
-    assert rc == 0 and len(json.loads(Path("out/summary.json").read_text())) == len(embodiment_names())
+    assert rc == 0 and len(json.loads(Path("out/summary.json").read_text())) == len(embodiment_names("robot"))
     print("ok")
     """
 )

@@ -10,7 +10,7 @@ from egosim.embodiment import SIDES, embodiment_names, get_embodiment
 from egosim.tasks.scripted import GraspGeometry, geom_extent
 
 
-@pytest.mark.parametrize("embodiment", list(embodiment_names()))
+@pytest.mark.parametrize("embodiment", list(embodiment_names("robot")))
 @pytest.mark.parametrize("side", SIDES)
 def test_pinch_closes_and_reach_is_cumulative(embodiment: str, side: str) -> None:
     geo = GraspGeometry.measure(get_embodiment(embodiment), side)
@@ -42,7 +42,7 @@ def test_extent_matches_the_geom_shapes() -> None:
     assert geom_extent(model, data, model.geom("b").id, up) == pytest.approx(3.1)
 
 
-@pytest.mark.parametrize("embodiment", list(embodiment_names()))
+@pytest.mark.parametrize("embodiment", list(embodiment_names("robot")))
 @pytest.mark.parametrize("side", SIDES)
 def test_claw_reaches_past_the_palm(embodiment: str, side: str) -> None:
     """With the palm just above a canister's rim, the claw's centre (the canister's axis) lies ahead of

@@ -20,7 +20,7 @@ from egosim.rig import TABLE_HEIGHT
 from egosim.tasks.card_sort import CARD_H, CARD_T, CardSort
 from expert_helpers import failures, play_expert
 
-EMBODIMENTS = list(embodiment_names())
+EMBODIMENTS = list(embodiment_names("robot"))
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from egosim.task import Milestone, Rubric
 from egosim.tasks.cloth import BODY_L, BODY_W, CLOTH_RADIUS, LAYER, Z_FLAT, shirt_mesh
 from egosim.tasks.scripted import _wrist_action
 
-EMBODIMENTS = list(embodiment_names())
+EMBODIMENTS = list(embodiment_names("robot"))
 FLAT = {"id": None, "shirt_xy": [0.62, 0.0], "shirt_yaw": 0.0}
 
 

@@ -19,7 +19,7 @@ from egosim.tasks.dish_rack import N_PLATES, PLATE_R, RIM_Z, DishRack
 from egosim.embodiment import embodiment_names
 from expert_helpers import failures, play_expert
 
-EMBODIMENTS = list(embodiment_names())
+EMBODIMENTS = list(embodiment_names("robot"))
 _UPRIGHT_QUAT = [math.cos(math.pi / 4), 0.0, math.sin(math.pi / 4), 0.0]  # face normal along +x
 
 

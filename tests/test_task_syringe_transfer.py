@@ -25,7 +25,7 @@ from egosim.tasks.syringe_transfer import (
 )
 from expert_helpers import failures, play_expert
 
-EMBODIMENTS = list(embodiment_names())
+EMBODIMENTS = list(embodiment_names("robot"))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from egosim.rig import TABLE_HEIGHT
 from egosim.tasks.tong_transfer import BASKET_FLOOR, FRUITS, TongTransfer, hinge_close_limit
 from expert_helpers import failures, play_expert
 
-EMBODIMENTS = list(embodiment_names())
+EMBODIMENTS = list(embodiment_names("robot"))
 
 
 @pytest.fixture(scope="module")

@@ -251,10 +251,10 @@ class ImportConfig:
         return out
 
     def validate(self) -> None:
-        from egosim.embodiment import embodiment_names
+        from egosim.embodiment import ROBOT_TAG, embodiment_names
         from egosim.retarget import RetargetConfig
 
-        robots = ["none", *(n for n in embodiment_names() if n != "human")]
+        robots = ["none", *embodiment_names(ROBOT_TAG)]
         if self.retarget_to not in robots:
             raise InvalidChoiceError("retarget_to", self.retarget_to, robots)
         size = self.image_size
