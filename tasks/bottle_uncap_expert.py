@@ -75,6 +75,7 @@ PRESS = 0.0  # once closed, the holding hand pushes this far down, keeping the b
 MIN_GRIP_H = 0.065  # ... but at least this high, so the hand's lower edge clears the table
 POWER_SQUEEZE = 1.35  # the holding hand closes this far along open -> power (past contact: it squeezes)
 PALM_GAP = 0.0  # palm to bottle surface in the side power grasp (m)
+CAP_LIFT = 0.06  # the loose cap is lifted this far off the neck before it is carried (m)
 MAX_REGRIPS = 2  # fresh grips on a loose cap that stayed on the neck before carrying on regardless
 PLACE_OFFSET = np.array([0.0, -0.11, 0.0])  # where the cap goes, relative to the bottle (rig frame)
 SIDE_CLAW_MAT = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # palm -y, fingers +x, width up
@@ -129,7 +130,9 @@ def pinch_level_profile(
     line -= (line @ z) * z
     axis = np.cross(z, line / np.linalg.norm(line))
 
-    def depth(geoms: list[int], down: NDArray[np.float64], frame: tuple[NDArray[np.float64], NDArray[np.float64]]) -> float:
+    Frame = tuple[NDArray[np.float64], NDArray[np.float64]]
+
+    def depth(geoms: list[int], down: NDArray[np.float64], frame: Frame) -> float:
         """How far `geoms` reach below the wrist (`frame`: its rotation, position) along `down` (wrist
         frame), in the current pose."""
         u = frame[0] @ down
@@ -394,8 +397,9 @@ class BottleUncapExpert:
             back = [
                 # Opening the pinch wide while the fingers touch the cap drags it back: first ease
                 # the squeeze to just touching, slide the fingers up off the cap, then open.
-                Stage(f"open{k}", self._orbit(f"open_axis{k}", half + math.radians(RELEASE_DEG), rise=True, speed=TWIST_SPEED)
-                      if RELEASE_DEG else hold, self._cap_open, min_s=OPEN_S, hand_blend_s=OPEN_S, max_s=1.0),
+                Stage(f"open{k}", self._orbit(f"open_axis{k}", half + math.radians(RELEASE_DEG), rise=True,
+                                              speed=TWIST_SPEED), self._cap_open, min_s=OPEN_S, hand_blend_s=OPEN_S,
+                      max_s=1.0),
                 Stage(f"up{k}", up, self._cap_open, min_s=0.2, max_s=1.0),
                 Stage(f"back{k}", self._orbit(f"back_axis{k}", -half, rise=False, speed=1.0), opened, max_s=3.0),
             ]
@@ -412,7 +416,7 @@ class BottleUncapExpert:
         return self.memo[f"lift_from{self.lifts - 1}"]
 
     def _lift_stages(self, regrip: bool) -> list[Stage]:
-        """Lift the loose cap 6 cm straight up; with `regrip`, first let go of it and grip it afresh
+        """Lift the loose cap `CAP_LIFT` straight up; with `regrip`, first let go of it and grip it afresh
         where it sits now (a cap the fingers let slip stays on the neck)."""
         side = "right"
         n = self.lifts
@@ -421,12 +425,11 @@ class BottleUncapExpert:
 
         def lift() -> Pose:
             p, r = self._once(f"lift_from{n}", lambda: self.env.commanded_wrist_pose(side))
-            return p + np.array([0.0, 0.0, 0.06]), r
+            return p + np.array([0.0, 0.0, CAP_LIFT]), r
 
         stages = [Stage(f"lift{n}", lift, grip, speed=0.4, max_s=2.0, hand_blend_s=0.01)]
         if not regrip:
             return stages
-        yaw = lambda: self._once(f"regrip_yaw{n}", lambda: self._yaw(self.env.commanded_wrist_pose(side)[1]))  # noqa: E731
         hold = lambda: self._once(f"regrip_from{n}", lambda: self.env.commanded_wrist_pose(side))  # noqa: E731
 
         def up() -> Pose:
@@ -435,7 +438,9 @@ class BottleUncapExpert:
 
         # Along the cap's own axis: a cap that the letting-go thread left tilted on the neck's top
         # slipped out of a pinch set up along the bottle's axis.
-        regrip_pose = lambda: self._once(f"regrip{n}", lambda: self._cap_grasp_pose(yaw(), self._loose_cap_axis()))  # noqa: E731
+        def regrip_pose() -> Pose:
+            yaw = self._once(f"regrip_yaw{n}", lambda: self._yaw(hold()[1]))
+            return self._once(f"regrip{n}", lambda: self._cap_grasp_pose(yaw, self._loose_cap_axis()))
         return [
             Stage(f"open_cap{n}", hold, self._cap_open, min_s=OPEN_S, hand_blend_s=OPEN_S),
             Stage(f"up_cap{n}", up, self._cap_open, min_s=0.2, max_s=1.0),
@@ -467,7 +472,7 @@ class BottleUncapExpert:
                 goal = np.array([base[0], base[1], TABLE_HEIGHT + skirt + (height or 0.0)]) + PLACE_OFFSET
                 wrist = goal - r @ cap_in_wrist
                 if height is None:
-                    wrist[2] = p[2] + 0.06
+                    wrist[2] = p[2] + CAP_LIFT
                 return wrist, r
 
             return target
