@@ -8,14 +8,16 @@ child of the bottle at the top of the neck, with two joints along the bottle axi
 - `cap_thread_turn` (hinge): how far the cap has been unscrewed, radians. Range [0, 3.25 turns]: the
   lower limit is the seated cap (it cannot be screwed tighter), positive is counter-clockwise seen
   from above (unscrewing). Frictionloss 0.01 N m and damping 0.002 N m s/rad, so the cap does not
-  spin freely and stops when the fingers let go (a 0.005 N m torque does not move it, 0.02 N m
-  turns it at about 0.4 turns/s).
-- `cap_thread_rise` (slide): the cap's height above its seat. A joint equality couples it to the
-  hinge like a thread: rise = PITCH / (2 pi) x turn (PITCH = 3.5 mm per turn, a PCO 1881 soda
-  thread is about 3.2 mm). Both joints carry armature (slide 1 kg, hinge 1e-3 kg m^2): MuJoCo
-  regularises a joint equality by the joints' own inverse inertias, and with light joints a 5 N
-  pull stretched the coupling by 3 mm and the fingers sliding up a cap pulled it 11 mm off the
-  thread; now 5 N stretches it by under 1 mm.
+  spin freely and stops when the fingers let go (a 0.009 N m torque does not move it, 0.02 N m
+  turns it at about 0.8 turns/s). Armature 1e-5 kg m^2, ten times a soda cap's own inertia (1e-3
+  made the cap a flywheel: fingers letting go flicked it back by a tenth of a turn).
+- `cap_thread_rise` (slide): the cap's height above its seat, armature 1 kg. A fixed tendon
+  rise - PITCH / (2 pi) x turn, held at zero length by a tendon equality, couples it to the hinge
+  like a thread (PITCH = 3.5 mm per turn, a PCO 1881 soda thread is about 3.2 mm). A 10 N pull
+  stretches it by 0.01 mm. (A joint equality between the two joints, used before, is regularised
+  by the sum of the joints' inverse inertias, not weighted by the 0.56 mm/rad coupling: it only
+  held with a heavy hinge, and even then a 5 N pull stretched it by 1 mm.) The thread is not
+  self-locking: pushing the cap down with more than about 18 N turns it back.
 
 While the thread is engaged, a `weld` equality (`cap_thread_engaged`) holds the cap body to the
 carrier, so every twist or push of the fingers on the cap goes through the thread joints. When the
@@ -25,16 +27,29 @@ keeps it there physically: ribs inside the skirt collide with the neck's side (1
 and a liner under the roof rests on the neck's top, so the cap comes free only when a hand lifts it
 off. (A seated cap's liner sits 4 mm above the neck's top and its skirt 4 mm above the shoulder, so
 fingers pressing on it do not push it onto the bottle, whose friction would then hold the thread;
-a released cap drops by that gap plus the thread's rise onto the neck's top.) The cap's shell has
-rolling friction, so a cap laid on its side does not roll away.
-Below 3 turns nothing can pull the cap off (the weld holds it however hard the hand pulls).
+a released cap drops by that gap plus the thread's rise onto the neck's top.) The weld gives way by
+0.3-0.5 mm to a 2-10 N pull. Below 3 turns nothing can pull the cap off (the weld holds it however
+hard the hand pulls).
 
-The switch is part of the mechanism, not the expert: the task calls `ScrewCap.update` from
-`milestones()`, the one hook that runs after every control step (also at reset). It latches (a cap
-never re-engages) and depends on simulator state only, so episodes stay deterministic.
+The cap's outside collides as a knurled cap: 16 flat facets (boxes) around the skirt and a roof of
+four squares (the cylinder `cap_shell` is its look and its mass). Against a cylinder, capsule
+fingertips got one convex-solver contact whose normal, once a pad came in over the top edge, pointed
+up out of the roof, and the pads slid through the skirt onto the neck; capsule-box contacts are
+analytic. The facets are 8 mm thick, reaching inside the neck (which they do not collide with), so
+a pad pressed into one cannot come out on its inner side. The facets and roof are hard (solimp
+0.99-0.9999 with priority over the fingers' soft pads): with the pads' softness, fingers squeezing
+with 3 N sank 3 mm into the skirt and onto the neck inside it; now under a millimetre. They have
+rolling friction, so a cap laid on its side does not roll away.
+
+The switch is part of the mechanism, not the expert: the task calls `ScrewCap.update` from its
+`before_step` hook, once per control step before physics, so a thread that reached 3 turns during
+one control step lets go at the start of the next (within 50 ms); the rubric's `milestones()` only
+reads state. It latches (a cap never re-engages) and depends on simulator state only, so episodes
+stay deterministic.
 
 Collision classes (contype / conaffinity): hands, table and the bottle body use 1/1. The cap's outer
-shell is 4/1 (touches hands, table and bottle body, but not the neck it encloses); the neck is 2/3
+facets and roof are 4/1 (touch hands, table and bottle body, but not the neck they enclose); the
+visual shell 0/0; the neck is 2/3
 (touches hands and the cap's inner ribs and liner); the ribs and liner are 8/2 (touch only the neck).
 
 Shapes vary per initial state: `BottleShape` records are applied to the compiled model in
@@ -72,17 +87,20 @@ CAP_ROOF = 0.003  # roof thickness (m)
 CAP_SEAT_GAP = 0.004  # gap between the seated cap's liner and the top of the neck (m): fingers pressing on the cap do not close it
 RIB_CLEARANCE = 0.0015  # radial gap between the cap's inner ribs and the neck (m)
 SHOULDER_H = 0.012  # height of the shoulder between the bottle body and the neck (m)
-SKIRT_SEGMENTS = 12
+KNURLS = 16  # flat facets of the cap's collision skirt (see shape_geoms)
+KNURL_T = 0.004  # radial half-thickness of a facet (m): thick, see shape_geoms
+ROOF_SQUARES = 4  # squares turned by 90 / ROOF_SQUARES degrees make the roof
+CAP_SOLREF = [0.005, 1.0]  # the cap's hard contacts (see the module docstring)
+CAP_SOLIMP = [0.99, 0.9999, 0.001, 0.5, 2.0]
 RIBS = 6
-# The thread is stiff: a cap pulled with 2 N below 3 turns gives way by about a millimetre (the
-# default solref of 0.02 s let a 0.5 N pull lift it 5 mm, as light bodies make soft constraints).
-# The weld and the coupling use the stiffest time constant the 2 ms step allows.
+# The thread is stiff: a cap pulled with 2 N below 3 turns gives way by 0.3 mm (the default solref
+# of 0.02 s let a 0.5 N pull lift it 5 mm, as light bodies make soft constraints). The weld and the
+# coupling use the stiffest time constant the 2 ms step allows.
 EQ_SOLREF = [0.004, 1.0]
-# A heavy slide (armature, kg) makes the coupling stiff along the axis: MuJoCo scales a soft
-# constraint's stiffness with the effective mass, and with 0.01 kg fingers sliding up a cap pulled
-# it 11 mm off the thread; turning it costs nothing (the hinge sees armature x (pitch / 2 pi)^2).
+# A heavy slide (armature, kg) stiffens the weld along the axis (MuJoCo scales a soft constraint's
+# stiffness with the effective mass); turning costs nothing (the hinge sees armature x (pitch/2pi)^2).
 SLIDE_ARMATURE = 1.0
-HINGE_ARMATURE = 1e-3
+HINGE_ARMATURE = 1e-5  # kg m^2, see the module docstring
 EQ_SOLIMP = [0.95, 0.99, 0.001, 0.5, 2.0]
 
 
@@ -140,6 +158,24 @@ def shape_geoms(shape: BottleShape) -> dict[str, tuple[list[float], list[float],
     out["bottle_neck"] = (_cyl(s.neck_radius, s.neck_length / 2), [0, 0, s.height + SHOULDER_H + s.neck_length / 2], ident)
     top = CAP_SEAT_GAP + CAP_ROOF  # cap top above its origin
     out["cap_shell"] = (_cyl(s.cap_radius, s.cap_height / 2), [0, 0, top - s.cap_height / 2], ident)
+    # The shell collides as a knurled prism of boxes (outer faces on the cap's radius) and a roof of
+    # squares; see the module docstring for why not the cylinder.
+    half_w = s.cap_radius * math.tan(math.pi / KNURLS)
+    for k in range(KNURLS):
+        ang = 2 * math.pi * k / KNURLS
+        rk = s.cap_radius - KNURL_T
+        out[f"cap_knurl{k}"] = (
+            [KNURL_T, half_w, s.cap_height / 2],
+            [rk * math.cos(ang), rk * math.sin(ang), top - s.cap_height / 2],
+            [math.cos(ang / 2), 0.0, 0.0, math.sin(ang / 2)],
+        )
+    # Squares turned by 22.5 degrees: their corners stay inside the skirt's outer faces and together
+    # they cover the top out to 0.83 x the radius, inside the facets' inner faces.
+    roof = 0.98 * s.cap_radius / math.sqrt(2)
+    for k in range(ROOF_SQUARES):
+        ang = k * math.pi / (2 * ROOF_SQUARES)
+        out[f"cap_roof{k}"] = ([roof, roof, CAP_ROOF / 2], [0, 0, top - CAP_ROOF / 2],
+                               [math.cos(ang / 2), 0.0, 0.0, math.sin(ang / 2)])
     out["cap_liner"] = (_cyl(s.neck_radius + 0.002, 0.001), [0, 0, CAP_SEAT_GAP + 0.001], ident)
     rib_w = 0.0015
     rib_r = s.neck_radius + RIB_CLEARANCE + rib_w / 2
@@ -211,17 +247,23 @@ def build_bottle(spec: mujoco.MjSpec, shape: BottleShape, bottle_rgba: list[floa
                          contype=0, conaffinity=0, material="cap_mark")
             continue
         rib = name.startswith("cap_rib")
-        ct, ca = (8, 2) if rib else _CLASSES[name]
-        shell = name == "cap_shell"
-        cap.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX if rib else mujoco.mjtGeom.mjGEOM_CYLINDER,
+        outer = name.startswith(("cap_knurl", "cap_roof"))  # the shell's collision geoms
+        shell = name == "cap_shell"  # visual, and the cap's mass
+        ct, ca = (8, 2) if rib else (0, 0) if shell else _CLASSES["cap_shell"] if outer else _CLASSES[name]
+        box = rib or outer
+        # The outer geoms: rolling friction (a cap dropped on its side must not roll off the table;
+        # condim 6 makes MuJoCo apply it), and hard contacts with priority over the fingers' pads.
+        extra = dict(friction=[1.0, 0.005, 0.003], condim=6, priority=1, solref=CAP_SOLREF, solimp=CAP_SOLIMP)
+        cap.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX if box else mujoco.mjtGeom.mjGEOM_CYLINDER,
                      size=size, pos=pos, quat=quat, contype=ct, conaffinity=ca,
-                     # Rolling friction: a cap dropped on its side must not roll off the table
-                     # (a knurled cap does not roll far); condim 6 makes MuJoCo apply it.
-                     friction=[1.0, 0.005, 0.003] if shell else friction, condim=6 if shell else 3,
-                     mass=CAP_MASS if name == "cap_shell" else 0.0, material="cap",
-                     group=1 if name == "cap_shell" else 3)
-    spec.add_equality(name="cap_thread_coupling", type=mujoco.mjtEq.mjEQ_JOINT, name1="cap_thread_rise",
-                      name2="cap_thread_turn", data=[0.0, PITCH / (2 * math.pi), 0, 0, 0] + [0.0] * 7,
+                     mass=CAP_MASS if shell else 0.0, material="cap", group=1 if shell else 3,
+                     **(extra if outer else dict(friction=friction, condim=3)))
+    # The thread: a fixed tendon rise - PITCH / (2 pi) x turn, held at zero length (see the module
+    # docstring: a tendon's regularisation uses its own inverse inertia, a joint equality's does not).
+    thread = spec.add_tendon(name="cap_thread")
+    thread.wrap_joint("cap_thread_rise", 1.0)
+    thread.wrap_joint("cap_thread_turn", -PITCH / (2 * math.pi))
+    spec.add_equality(name="cap_thread_coupling", type=mujoco.mjtEq.mjEQ_TENDON, name1="cap_thread",
                       solref=EQ_SOLREF, solimp=EQ_SOLIMP)
     spec.add_equality(name="cap_thread_engaged", type=mujoco.mjtEq.mjEQ_WELD, objtype=mujoco.mjtObj.mjOBJ_BODY,
                       name1="cap_thread", name2="cap", data=[0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0],
@@ -392,7 +434,6 @@ class ScrewCapTask(Task):
     def cap_state(self, model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, bool]:
         """Every predicate of the family (see the task docstrings for their exact meaning)."""
         cap = self.cap
-        cap.update(data)  # the thread mechanism (see the module docstring)
         touched = self.contacts.touched_by_hand(data)
         turns = cap.turns(data)
         engaged = cap.engaged(data)
@@ -424,6 +465,10 @@ class ScrewCapTask(Task):
                 table_hit = table_hit or other == table
                 bottle_hit = bottle_hit or other in bottle_geoms
         return table_hit, bottle_hit
+
+    def before_step(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:
+        """The thread mechanism, once per control step: the cap is let go at 3 full turns."""
+        self.cap.update(data)
 
     def milestones(self, model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, bool]:
         state = self.cap_state(model, data)
